@@ -1,0 +1,47 @@
+"""Atomic outputs: write to a temporary sibling, then rename, so a failed run leaves nothing half-written."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(target: str | Path, is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    work = tmp / target.name
+    if is_dir:
+        work.mkdir()
+    try:
+        yield work
+        if target.is_dir() and not target.is_symlink():
+            # a directory cannot be renamed over a non-empty one: move the old aside first
+            old = tmp / ".old"
+            os.replace(target, old)
+        os.replace(work, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(obj, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def write_text(text: str, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_parquet(df: pd.DataFrame, target: str | Path) -> None:
+    with atomic_path(target) as tmp:
+        df.to_parquet(tmp, index=False)

@@ -1,0 +1,17 @@
+"""The errors a user can fix: each message names the input and the fix, and prints without a traceback."""
+import sys
+
+
+class UserError(ValueError):
+    """Bad params, data or model: shown as one `error:` line, exit status 2."""
+
+
+def _excepthook(kind, err, tb, _default=sys.excepthook):
+    if issubclass(kind, UserError):
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    _default(kind, err, tb)
+
+
+def install() -> None:
+    sys.excepthook = _excepthook

@@ -1,0 +1,142 @@
+"""Load the base model as a sequence classifier (quantized as `quant` says), add LoRA, reload adapters."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig
+
+from . import basemodel
+from .params import Lora, Model, Quant
+
+# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias.
+HEAD_MODULES = ["score", "classifier"]
+ADAPTER_INFO = "llmclf.json"  # what the adapter needs to rebuild its base: model, quant, labels, pad
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def compute_dtype(model: Model) -> torch.dtype:
+    if model.dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, model.dtype)
+
+
+def quant_config(quant: Quant, dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    if quant.mode == "none":
+        return None
+    if quant.mode == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant.mode,
+                              bnb_4bit_use_double_quant=quant.double_quant,
+                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=HEAD_MODULES)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    # as the tutorial: pad with eos (no new token, no embedding resize), pad on the right
+    tok.pad_token = tok.eos_token
+    tok.padding_side = "right"
+    return tok
+
+
+def _no_cpu_bf16_repack(model) -> None:
+    """bitsandbytes' CPU AVX512-BF16 weight repacking, done on the first eval forward, silently
+    corrupts later gradients: keep 4-bit layers in their plain packed form."""
+    import bitsandbytes as bnb
+
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            m.support_avx512bf16_for_cpu = False
+
+
+def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0):
+    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer."""
+    path = basemodel.resolve(model.name)
+    dtype = compute_dtype(model)
+    tok = load_tokenizer(path, model.trust_remote_code)
+    torch.manual_seed(seed)  # the fresh head's initial weights
+    try:
+        clf = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=len(classes), id2label=dict(enumerate(classes)),
+            label2id={c: i for i, c in enumerate(classes)}, quantization_config=quant_config(quant, dtype),
+            dtype=dtype, device_map={"": device()}, attn_implementation=model.attn_implementation,
+            trust_remote_code=model.trust_remote_code)
+    except OSError as e:
+        raise basemodel.ModelError(f"model.name {model.name!r}: cannot load ({e}). Offline, use a local "
+                                   "folder, a .gguf file or an alias such as smollm2-135m-instruct.") from None
+    clf.config.pad_token_id = tok.pad_token_id
+    clf.config.use_cache = False
+    if quant.mode in ("nf4", "fp4") and device().type == "cpu":
+        _no_cpu_bf16_repack(clf)
+    return clf, tok
+
+
+def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = lora.target_modules
+    if targets != "all-linear":
+        missing = [t for t in targets if t not in names]
+        if missing:
+            raise basemodel.ModelError(f"lora.target_modules {missing} are not modules of this model; "
+                                       "use names such as q_proj, k_proj, v_proj, o_proj or 'all-linear'")
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,
+                        target_modules=targets if targets == "all-linear" else list(targets),
+                        task_type="SEQ_CLS")
+    return get_peft_model(model, config)
+
+
+def save_adapter_info(folder: Path, model: Model, quant: Quant, classes: list[str], tok) -> None:
+    info = {"model": model.model_dump(), "quant": quant.model_dump(), "classes": list(classes),
+            "pad_token": tok.pad_token, "pad_token_id": tok.pad_token_id}
+    (folder / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def load_adapter(folder: str | Path):
+    """Rebuild base + trained adapter (head included) from an adapter folder, for inference."""
+    from peft import PeftModel
+
+    folder = Path(folder)
+    info_file = folder / ADAPTER_INFO
+    if not info_file.is_file():
+        raise basemodel.ModelError(f"{folder}: no trained adapter here (missing {ADAPTER_INFO}); "
+                                   "run `dvc repro train` first")
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    model, tok = load_classifier(Model(**info["model"]), Quant(**info["quant"]), info["classes"])
+    if tok.pad_token_id != info["pad_token_id"]:
+        raise basemodel.ModelError(f"{folder}: trained with pad id {info['pad_token_id']}, "
+                                   f"but the base tokenizer pads with {tok.pad_token_id}")
+    model = PeftModel.from_pretrained(model, folder)
+    model.eval()
+    return model, tok, info["classes"]
+
+
+def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
+    """Adapter weights (LoRA + the trained head), tokenizer, what rebuilds the base, and a model card."""
+    import yaml
+
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    save_adapter_info(folder, p.model, p.quant, p.data.classes, tok)
+    recipe = {k: getattr(p, k).model_dump() for k in ("model", "quant", "lora", "train")}
+    card = [
+        "---", "library_name: peft", "pipeline_tag: text-classification", "tags: [llmclf, qlora, lora]", "---",
+        f"# {p.model.name}: LoRA sequence classifier", "",
+        f"Labels: {', '.join(f'{i} = {c}' for i, c in enumerate(p.data.classes))}. "
+        f"Pad token: `{tok.pad_token}` (id {tok.pad_token_id}).", "",
+        "Load with `llmclf.modeling.load_adapter(folder)`, which rebuilds the base model as trained.", "",
+        "## Validation metrics", "", "| metric | value |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in train_metrics.items()], "",
+        "## Recipe (params.yaml)", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
+    ]
+    (folder / "README.md").write_text("\n".join(card), encoding="utf-8")

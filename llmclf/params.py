@@ -1,0 +1,151 @@
+"""Typed, validated `params.yaml`: the one loader every stage and tool goes through."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from .errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PARAMS_FILE = Path("params.yaml")
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class ParamsError(UserError):
+    """A params file that cannot be used; the message names the file and the key."""
+
+
+class _Group(BaseModel):
+    # strict: no silent "1e-4" -> float or "true" -> bool coercions; forbid: typos are errors.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Base(_Group):
+    seed: NonNegInt = 42
+
+
+class Data(_Group):
+    source: str | list[str] = "fancyzhx/ag_news"  # hub dataset id, or a local folder / file / list of files
+    revision: str | None = None  # hub revision (commit sha or tag) to pin
+    text_columns: list[str] = Field(default=["text"], min_length=1)  # joined with a space
+    label_column: str = "label"
+    classes: list[str] = Field(default=["World", "Sports", "Business", "Sci/Tech"], min_length=2)
+
+
+class Sample(_Group):
+    mode: Literal["balanced", "stratified"] = "balanced"
+    # balanced (the tutorial): this many rows of each class in each split
+    train_per_class: PosInt = 2000
+    test_per_class: PosInt = 500
+    val_per_class: PosInt = 500
+    allow_fewer: bool = False  # take what a short class has instead of failing
+    # stratified: fractions of every class, so class ratios are kept
+    train_fraction: Fraction = 0.8
+    test_fraction: Fraction = 0.1
+    val_fraction: Fraction = 0.1
+
+
+class Model(_Group):
+    name: str = "smollm2-135m-instruct"  # offline alias, hub id, local folder or .gguf file
+    max_length: PosInt = 512
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    trust_remote_code: bool = False
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+
+
+class Quant(_Group):
+    mode: Literal["nf4", "fp4", "int8", "none"] = "nf4"
+    double_quant: bool = True
+
+
+class Lora(_Group):
+    r: PosInt = 16
+    alpha: PosInt = 8
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    target_modules: Literal["all-linear"] | list[str] = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+class Train(_Group):
+    lr: PosFloat = 1e-4
+    batch_size: PosInt = 8
+    eval_batch_size: PosInt = 8
+    epochs: PosFloat = 1.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    warmup_ratio: Fraction = 0.0
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
+    label_smoothing: Fraction = 0.0
+    class_weights: Literal["auto", "none"] | list[PosFloat] = "auto"  # auto: the tutorial's formula
+    gradient_checkpointing: bool = True
+    group_by_length: bool = False
+    eval_each_epoch: bool = True  # evaluate + save every epoch and keep the best by balanced accuracy
+    early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
+    logging_steps: PosInt = 10
+
+
+class Evaluate(_Group):
+    batch_size: PosInt = 32
+    splits: list[Literal["test", "val", "official_test"]] = Field(
+        default=["test", "official_test"], min_length=1)
+
+
+class Params(_Group):
+    base: Base = Base()
+    data: Data = Data()
+    sample: Sample = Sample()
+    model: Model = Model()
+    quant: Quant = Quant()
+    lora: Lora = Lora()
+    train: Train = Train()
+    evaluate: Evaluate = Evaluate()
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML (YAML 1.1) reads `1e-4` as a string; DVC (YAML 1.2) reads a float. Read as DVC does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_Loader)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of groups, got {type(raw).__name__}")
+    return raw
+
+
+def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"  {key}: {msg}{got}")
+        raise ParamsError(f"{origin}: invalid params\n" + "\n".join(lines)) from None
+
+
+def load(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate a params file; any problem is one ParamsError naming file and key."""
+    return parse(read_yaml(Path(path)), path)

@@ -1,0 +1,92 @@
+"""The tutorial's Trainer: class-weighted cross-entropy, dynamic padding, evaluation by balanced accuracy."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+
+from .params import Train
+
+
+class WeightedTrainer(Trainer):
+    """Cross-entropy with per-class weights (and optional label smoothing) on the classifier's logits."""
+
+    # compute_loss returns a per-batch mean, not a sum over num_items_in_batch: let the Trainer
+    # divide by the accumulation steps, or gradient accumulation would scale gradients wrong.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        self.label_smoothing = label_smoothing
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels").long()
+        outputs = model(**inputs)
+        logits = outputs.logits.float()
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing)
+        return (loss, outputs) if return_outputs else loss
+
+
+def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
+    """Tokenize once, unpadded: the collator pads each batch to its own longest row."""
+    enc = tok(df["text"].tolist(), truncation=True, max_length=max_length)
+    return [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
+            for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], df["label"])]
+
+
+def compute_metrics(pred) -> dict[str, float]:
+    logits, labels = pred
+    y = np.argmax(logits, axis=1)
+    return {"balanced_accuracy": balanced_accuracy_score(labels, y), "accuracy": accuracy_score(labels, y)}
+
+
+def resolve_class_weights(train: Train, auto_weights: list[float], n_classes: int) -> list[float] | None:
+    if train.class_weights == "none":
+        return None
+    if train.class_weights == "auto":
+        return auto_weights
+    if len(train.class_weights) != n_classes:
+        raise ValueError(f"train.class_weights has {len(train.class_weights)} values for {n_classes} classes")
+    return list(train.class_weights)
+
+
+def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: int) -> TrainingArguments:
+    strategy = "epoch" if train.eval_each_epoch else "no"
+    steps = math.ceil(n_train / train.batch_size) * math.ceil(train.epochs)
+    kwargs = dict(
+        output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.eval_batch_size, num_train_epochs=train.epochs,
+        weight_decay=train.weight_decay, lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,
+        eval_strategy=strategy, save_strategy=strategy, load_best_model_at_end=train.eval_each_epoch,
+        metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
+        save_only_model=True, bf16=bf16, seed=seed, data_seed=seed, report_to="none",
+        # prepare_model_for_kbit_training / add_lora already set gradient checkpointing as asked
+        gradient_checkpointing=False, disable_tqdm=False,
+    )
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if train.group_by_length:  # the option's name changed within transformers 5
+        if "train_sampling_strategy" in fields:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
+    return TrainingArguments(**kwargs)
+
+
+def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
+                 class_weights: list[float] | None, callbacks=()) -> WeightedTrainer:
+    callbacks = list(callbacks)
+    if train.early_stopping_patience and train.eval_each_epoch:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
+    return WeightedTrainer(
+        model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
+        processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=compute_metrics,
+        class_weights=class_weights, label_smoothing=train.label_smoothing, callbacks=callbacks)

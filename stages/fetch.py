@@ -1,0 +1,17 @@
+"""Stage 1, fetch: read `data.source` (hub dataset or local files) into data/raw/<split>.parquet."""
+from llmclf import data, params
+from llmclf.atomic import atomic_path, write_json
+
+RAW = "data/raw"
+
+p = params.load()
+frames, provenance = data.fetch(p.data)
+provenance["splits"] = {
+    split: {"rows": len(df), "classes": data.class_counts(df, p.data.classes)} for split, df in frames.items()
+}
+with atomic_path(RAW, is_dir=True) as out:
+    for split, df in frames.items():
+        df.to_parquet(out / f"{split}.parquet", index=False)
+    write_json(provenance, out / "provenance.json")
+for split, info in provenance["splits"].items():
+    print(f"fetch: {split}: {info['rows']} rows {info['classes']}")

@@ -1,0 +1,56 @@
+"""Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head)."""
+import json
+import shutil
+import time
+
+import torch
+from dvclive import Live
+from transformers.integrations import DVCLiveCallback
+
+from llmclf import data, modeling, params, training
+from llmclf.atomic import atomic_path, write_json
+
+CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
+
+p = params.load()
+train_df, val_df = data.read_split("data/splits", "train"), data.read_split("data/splits", "val")
+with open("data/splits/summary.json", encoding="utf-8") as f:
+    auto_weights = json.load(f)["class_weights"]
+
+model, tok = modeling.load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed)
+model = modeling.add_lora(model, p.lora, quantized=p.quant.mode != "none",
+                          gradient_checkpointing=p.train.gradient_checkpointing)
+model.print_trainable_parameters()
+
+train_rows = training.encode(tok, train_df, p.model.max_length)
+val_rows = training.encode(tok, val_df, p.model.max_length)
+args = training.training_args(p.train, CHECKPOINTS, len(train_rows),
+                              bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
+# An explicit Live: the default one would rewrite dvc.yaml; the curves are declared there by hand.
+live = Live("metrics/train", dvcyaml=False, save_dvc_exp=False, report=None)
+trainer = training.make_trainer(
+    model, tok, p.train, train_rows, val_rows, args,
+    class_weights=training.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
+    callbacks=[DVCLiveCallback(live=live)])
+
+start = time.perf_counter()
+result = trainer.train()
+seconds = time.perf_counter() - start
+tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
+summary = {
+    "train_loss": round(result.training_loss, 4),
+    "train_seconds": round(seconds, 1),
+    "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
+    "train_tokens_per_s": round(tokens / seconds, 1),
+}
+if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
+    val = trainer.evaluate()
+    summary |= {"val_accuracy": round(val["eval_accuracy"], 4),
+                "val_balanced_accuracy": round(val["eval_balanced_accuracy"], 4)}
+live.end()
+
+with atomic_path("models/adapter", is_dir=True) as out:
+    modeling.save_adapter(trainer.model, tok, out, p, summary)
+write_json(summary, "metrics/train.json")
+shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+print("train:", summary)
