@@ -61,29 +61,30 @@ def local_files(source: str | list[str]) -> list[Path]:
 
 def is_agnews_csv(path: Path) -> bool:
     """The original AG News release: no header, every row `class index (1-based), title, description`."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         first = next(csv.reader(f), [])
     return len(first) == 3 and first[0].strip().isdigit()
 
 
 def read_agnews_csv(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, header=None, names=["label", "title", "description"],
+    df = pd.read_csv(path, header=None, encoding="utf-8-sig", names=["label", "title", "description"],
                      dtype={"title": str, "description": str}, keep_default_na=False)
     # as the hub's ag_news builder: text = title + " " + description, labels 1..4 -> 0..3
     text = (df["title"] + " " + df["description"]).str.strip()
     return pd.DataFrame({"text": text, "label": df["label"].astype("int64") - 1})
 
 
-def read_file(path: Path) -> pd.DataFrame:
+def read_file(path: Path, data: Data) -> pd.DataFrame:
     kind = SUFFIXES[path.suffix.lower()]
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, dtype=False)  # "007" stays "007"
         if is_agnews_csv(path):
             return read_agnews_csv(path)
-        return pd.read_csv(path)
+        # texts such as "NA" or "1.50" stay as written
+        return pd.read_csv(path, dtype={c: str for c in data.text_columns}, keep_default_na=False)
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode it as UTF-8") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
@@ -104,7 +105,8 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
                         "Set data.text_columns / data.label_column to match.")
     if len(df) == 0:
         raise DataError(f"{origin}: no rows")
-    parts = df[list(data.text_columns)].fillna("").astype(str)
+    cols = list(data.text_columns)
+    parts = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
     text = parts.apply(lambda r: " ".join(s.strip() for s in r if s.strip()), axis=1)
     empty = np.flatnonzero(text.str.len().to_numpy() == 0)
     if len(empty):
@@ -134,7 +136,7 @@ def read_local(data: Data) -> tuple[dict[str, pd.DataFrame], dict]:
         if names is not None and names != list(data.classes):
             raise DataError(f"{folder / 'classes.txt'} lists {names} but data.classes is {list(data.classes)}; "
                             "make them agree")
-    frames = {f.stem: to_text_label(read_file(f), data, str(f)) for f in files}
+    frames = {f.stem: to_text_label(read_file(f, data), data, str(f)) for f in files}
     info = {"kind": "local", "files": [{"path": str(f), "sha256": sha256(f)} for f in files]}
     return frames, info
 
@@ -190,7 +192,7 @@ def _wanted(sample: Sample, available: int, name: str) -> dict[str, int]:
         fractions = {s: getattr(sample, f"{s}_fraction") for s in SPLITS}
         if sum(fractions.values()) > 1 + 1e-9:
             raise DataError(f"sample.*_fraction add up to {sum(fractions.values()):.3f} > 1")
-        return {s: int(f * available) for s, f in fractions.items()}
+        return {s: int(f * available + 1e-9) for s, f in fractions.items()}  # 0.57 * 100 is 56.99...
     wanted = {s: getattr(sample, f"{s}_per_class") for s in SPLITS}
     need = sum(wanted.values())
     if available >= need:

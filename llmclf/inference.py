@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 @torch.inference_mode()
 def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: int,
                    desc: str = "predict") -> np.ndarray:
+    model.eval()
     enc = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
     order = np.argsort([len(ids) for ids in enc], kind="stable")[::-1]  # longest first: OOM shows at once
     dev = next(model.parameters()).device

@@ -118,19 +118,24 @@ _Loader.add_implicit_resolver(
 )
 
 
-def read_yaml(path: Path) -> dict:
+def read_yaml_text(text: str, origin: str | Path = PARAMS_FILE) -> dict:
     try:
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.load(f, Loader=_Loader)
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found") from None
+        raw = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML: {e}") from None
+        raise ParamsError(f"{origin}: not valid YAML: {e}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of groups, got {type(raw).__name__}")
+        raise ParamsError(f"{origin}: expected a mapping of groups, got {type(raw).__name__}")
     return raw
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    return read_yaml_text(text, path)
 
 
 def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:

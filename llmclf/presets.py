@@ -1,0 +1,50 @@
+"""Apply named presets (presets/<name>.yaml, nested like params.yaml) onto params.yaml.
+
+    python -m llmclf.presets local cpu
+
+Comments and order in params.yaml are kept (ruamel round-trip, as `dvc exp run -S` does); the
+result is validated before it replaces the file, so a bad preset changes nothing."""
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from . import params
+from .atomic import write_text
+from .errors import UserError
+
+PRESETS = Path("presets")
+
+
+def merge(into: dict, update: dict, where: str = "") -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value, f"{where}{key}.")
+        else:
+            into[key] = value
+
+
+def apply(names: list[str], target: Path = params.PARAMS_FILE) -> list[str]:
+    yaml = YAML()
+    yaml.representer.add_representer(  # keep `null` spelled out, as the file has it
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    doc = yaml.load(target.read_text(encoding="utf-8"))
+    for name in names:
+        path = PRESETS / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+            raise UserError(f"no preset {name!r} ({path}); presets: {', '.join(known)}")
+        merge(doc, params.read_yaml(path))
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    params.parse(params.read_yaml_text(out.getvalue()), f"{target} + presets {names}")
+    write_text(out.getvalue(), target)
+    return names
+
+
+if __name__ == "__main__":
+    applied = apply(sys.argv[1:])
+    print(f"params.yaml: applied presets {', '.join(applied) or '(none)'}")

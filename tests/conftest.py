@@ -1,0 +1,17 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from tiny import build_tiny_llama
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_AG_NEWS = REPO.parent / "shared" / "ag_news"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # fail fast: tests never reach a hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

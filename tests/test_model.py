@@ -1,0 +1,109 @@
+"""Model stages' logic on a tiny Llama: loading (4-bit included), loss, batching, adapter round trip."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import DataCollatorWithPadding
+
+from llmclf import inference, modeling, training
+from llmclf.basemodel import ModelError
+from llmclf.params import Data, Lora, Model, Params, Quant, Train
+from tiny import CLASSES, synthetic_texts
+
+
+def frame(n_per_class: int, seed: int) -> pd.DataFrame:
+    texts, labels = synthetic_texts(n_per_class, seed)
+    return pd.DataFrame({"text": texts, "label": labels})
+
+
+def load(tiny_model, mode="nf4"):
+    model, tok = modeling.load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode=mode), CLASSES)
+    return model, tok
+
+
+def test_pad_is_eos_on_the_right_and_head_stays_full_precision(tiny_model):
+    import bitsandbytes as bnb
+
+    model, tok = load(tiny_model, "nf4")
+    assert tok.pad_token == tok.eos_token == "</s>" and tok.padding_side == "right"
+    assert model.config.pad_token_id == tok.eos_token_id
+    assert model.config.id2label == dict(enumerate(CLASSES))
+    four_bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(four_bit) == 2 * 7  # q/k/v/o + gate/up/down in each of the 2 layers
+    assert all(m.support_avx512bf16_for_cpu is False for m in four_bit)
+    assert not isinstance(model.score, bnb.nn.Linear4bit) and model.score.weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("mode", ["none", "nf4"])
+def test_padded_batch_gives_the_logits_of_each_example_alone(tiny_model, mode):
+    model, tok = load(tiny_model, mode)
+    texts = frame(2, seed=3)["text"].tolist()
+    lengths = {len(tok(t)["input_ids"]) for t in texts}
+    assert len(lengths) > 2, "the batch must need padding for this test to mean anything"
+    batched = inference.predict_logits(model, tok, texts, batch_size=len(texts), max_length=64)
+    alone = np.concatenate([inference.predict_logits(model, tok, [t], 1, 64) for t in texts])
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-4)
+    assert np.abs(batched).max() > 1e-3  # not all zeros
+
+
+def test_class_weights_reach_the_loss(tiny_model, tmp_path):
+    model, tok = load(tiny_model, "none")
+    rows = training.encode(tok, frame(2, seed=0), 64)
+    batch = DataCollatorWithPadding(tok)(rows)
+    weights = [0.1, 0.2, 0.3, 0.4]
+    args = training.training_args(Train(), str(tmp_path), len(rows), bf16=False, seed=0)
+
+    def loss_with(w):
+        trainer = training.make_trainer(model, tok, Train(), rows, rows, args, class_weights=w)
+        return trainer.compute_loss(model, dict(batch)).item()
+
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected = F.cross_entropy(logits, batch["labels"], weight=torch.tensor(weights)).item()
+    unweighted = F.cross_entropy(logits, batch["labels"]).item()
+    assert loss_with(weights) == pytest.approx(expected, rel=1e-5)
+    assert loss_with(None) == pytest.approx(unweighted, rel=1e-5)
+    assert abs(expected - unweighted) > 1e-4
+
+
+def test_class_weights_setting():
+    assert training.resolve_class_weights(Train(class_weights="none"), [0.5, 0.5], 2) is None
+    assert training.resolve_class_weights(Train(class_weights="auto"), [0.7, 0.3], 2) == [0.7, 0.3]
+    assert training.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.5, 0.5], 2) == [1.0, 3.0]
+    with pytest.raises(ValueError, match="2 values for 4 classes"):
+        training.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.25] * 4, 4)
+
+
+def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(tiny_model, tmp_path):
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64),
+               quant=Quant(mode="nf4"), lora=Lora(target_modules="all-linear"),
+               train=Train(lr=3e-3, batch_size=8, epochs=4, gradient_checkpointing=False, logging_steps=1,
+                           eval_each_epoch=True, warmup_ratio=0.0))
+    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    train_rows = training.encode(tok, frame(16, seed=1), 64)
+    val_rows = training.encode(tok, frame(8, seed=2), 64)
+    args = training.training_args(p.train, str(tmp_path / "ckpt"), len(train_rows), bf16=False, seed=0)
+    trainer = training.make_trainer(model, tok, p.train, train_rows, val_rows, args, class_weights=[0.25] * 4)
+    before = trainer.evaluate()["eval_accuracy"]
+    trainer.train()
+    after = trainer.evaluate()["eval_accuracy"]
+    assert after >= 0.75 and after > before + 0.2, (before, after)
+
+    test_texts = frame(4, seed=9)["text"].tolist()
+    in_training = inference.predict_logits(trainer.model, tok, test_texts, 8, 64)
+    modeling.save_adapter(trainer.model, tok, tmp_path / "adapter", p, {"val_accuracy": after})
+    reloaded, tok2, classes = modeling.load_adapter(tmp_path / "adapter")
+    assert classes == CLASSES and tok2.pad_token_id == tok.pad_token_id
+    np.testing.assert_array_equal(inference.predict_logits(reloaded, tok2, test_texts, 8, 64), in_training)
+    card = (tmp_path / "adapter" / "README.md").read_text()
+    assert "val_accuracy" in card and "target_modules: all-linear" in card
+
+
+def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path):
+    model, _ = load(tiny_model, "none")
+    with pytest.raises(ModelError, match=r"\['query'\] are not modules"):
+        modeling.add_lora(model, Lora(target_modules=["q_proj", "query"]), False, False)
+    with pytest.raises(ModelError, match="no trained adapter"):
+        modeling.load_adapter(tmp_path)

@@ -1,0 +1,246 @@
+"""llmclf.params.load (typed, strict params.yaml) and llmclf.presets.apply (presets merged into it)."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from llmclf import params, presets
+from llmclf.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def set_key(text: str, key: str, value: str) -> str:
+    """Set the first `key:` line of a params.yaml text to `value`, keeping its trailing comment."""
+    new, n = re.subn(rf"^(\s+{re.escape(key)}:)[ \t]*[^#\n]*?(\s*(#.*)?)$", rf"\g<1> {value}\g<2>", text,
+                     count=1, flags=re.M)
+    assert n == 1, f"no `{key}:` line in params.yaml"
+    return new
+
+
+# ---------------------------------------------------------------- the repo's file
+
+
+def test_repo_params_yaml_loads_with_typed_values():
+    path = REPO / "params.yaml"
+    p = params.load(path)
+    assert isinstance(p, params.Params)
+    # whatever the file currently says for train.lr, it is read as a float of that value
+    written = re.search(r"^\s+lr:\s*([^\s#]+)", path.read_text(encoding="utf-8"), re.M).group(1)
+    assert isinstance(p.train.lr, float)
+    assert p.train.lr == float(written)
+    assert p.data.classes == ["World", "Sports", "Business", "Sci/Tech"]
+    assert isinstance(p.sample.train_per_class, int) and p.sample.train_per_class > 0
+
+
+def test_repo_params_yaml_with_lr_1e_4_reads_a_float(tmp_path):
+    # the scaffold's `train.lr: 1e-4`: PyYAML (YAML 1.1) alone reads a string, DVC (YAML 1.2) a float
+    text = set_key((REPO / "params.yaml").read_text(encoding="utf-8"), "lr", "1e-4")
+    path = write(tmp_path, text)
+    assert yaml.safe_load(text)["train"]["lr"] == "1e-4"
+    p = params.load(path)
+    assert type(p.train.lr) is float
+    assert p.train.lr == 1e-4
+
+
+@pytest.mark.parametrize("spelled, value", [
+    ("1e-4", 1e-4), ("1E-4", 1e-4), ("1.0e-4", 1e-4), ("+1e-4", 1e-4), (".5e-3", 5e-4), ("2e+1", 20.0),
+    ("3e2", 300.0), ("0.0004", 4e-4),
+])
+def test_exponent_floats_resolve_as_yaml_1_2(tmp_path, spelled, value):
+    p = params.load(write(tmp_path, f"train:\n  lr: {spelled}\n"))
+    assert type(p.train.lr) is float
+    assert p.train.lr == value
+
+
+def test_missing_groups_and_keys_take_defaults(tmp_path):
+    p = params.load(write(tmp_path, "train:\n  lr: 2e-5\n"))
+    assert p.train.lr == 2e-5
+    assert p.train.batch_size == 8
+    assert p.sample.train_per_class == 2000 and p.sample.mode == "balanced"
+    assert p.quant.mode == "nf4" and p.lora.r == 16
+
+
+# ---------------------------------------------------------------- bad files
+
+BAD = [
+    # id, file text, dotted key the message must name, extra text the message must contain
+    ("unknown-key", "train:\n  lrr: 0.0001\n", "train.lrr", "unknown key"),
+    ("unknown-group", "trian:\n  lr: 0.0001\n", "trian", "unknown key"),
+    ("group-not-mapping", "train: 5\n", "train", "(got 5)"),
+    ("batch-size-string", 'train:\n  batch_size: "8"\n', "train.batch_size", "'8'"),
+    ("batch-size-float", "train:\n  batch_size: 8.5\n", "train.batch_size", "8.5"),
+    ("bool-string", 'train:\n  gradient_checkpointing: "yes"\n', "train.gradient_checkpointing", "'yes'"),
+    ("negative-count", "sample:\n  train_per_class: -1\n", "sample.train_per_class", "-1"),
+    ("zero-count", "sample:\n  train_per_class: 0\n", "sample.train_per_class", "greater than 0"),
+    ("zero-val-count", "sample:\n  val_per_class: 0\n", "sample.val_per_class", "greater than 0"),
+    ("quoted-lr", 'train:\n  lr: "1e-4"\n', "train.lr", "'1e-4'"),
+    ("negative-lr", "train:\n  lr: -1e-4\n", "train.lr", "greater than 0"),
+    ("lora-r-zero", "lora:\n  r: 0\n", "lora.r", "greater than 0"),
+    ("quant-mode", "quant:\n  mode: int4\n", "quant.mode", "'int4'"),
+    ("max-length-zero", "model:\n  max_length: 0\n", "model.max_length", "greater than 0"),
+    ("fraction-over-1", "sample:\n  train_fraction: 1.5\n", "sample.train_fraction", "1.5"),
+    ("sample-mode", "sample:\n  mode: random\n", "sample.mode", "'random'"),
+    ("negative-seed", "base:\n  seed: -3\n", "base.seed", "-3"),
+    ("one-class", "data:\n  classes: [only]\n", "data.classes", "['only']"),
+    ("evaluate-split", "evaluate:\n  splits: [train]\n", "evaluate.splits.0", "'train'"),
+]
+
+
+@pytest.mark.parametrize("text, key, detail", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
+    path = write(tmp_path, text)
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: invalid params")
+    rest = msg.replace(str(path), "")
+    assert re.search(rf"(?m)^\s+{re.escape(key)}: ", rest), msg
+    assert detail in rest, msg
+    assert isinstance(e.value, UserError)
+
+
+@pytest.mark.parametrize("text", [
+    "train:\n  lr: 0.0001\n  batch_size: 8\n  gradient_checkpointing: true\n",
+    "sample:\n  train_per_class: 1\n",
+    "lora:\n  r: 1\n",
+    "quant:\n  mode: none\n",
+    "model:\n  max_length: 1\n",
+])
+def test_good_neighbours_of_the_bad_values_load(tmp_path, text):
+    # the controls for the cases above: the same keys with valid values are accepted
+    assert isinstance(params.load(write(tmp_path, text)), params.Params)
+
+
+def test_every_bad_key_is_listed(tmp_path):
+    path = write(tmp_path, "train:\n  lrr: 1\n  batch_size: '8'\nlora:\n  r: 0\n")
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    keys = re.findall(r"(?m)^\s+(\S+): ", str(e.value).replace(str(path), ""))
+    assert sorted(keys) == ["lora.r", "train.batch_size", "train.lrr"]
+
+
+@pytest.mark.parametrize("text, detail", [
+    ("train:\n  lr: [1e-4\n", "not valid YAML"),
+    ("train:\n\tlr: 1\n", "not valid YAML"),
+    ("- base\n- train\n", "expected a mapping of groups, got list"),
+    ("just a string\n", "expected a mapping of groups, got str"),
+], ids=["unclosed-list", "tab-indent", "top-level-list", "top-level-scalar"])
+def test_unreadable_file_names_the_file(tmp_path, text, detail):
+    path = write(tmp_path, text)
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    assert str(e.value).startswith(f"{path}: {detail}")
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope" / "params.yaml"
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    assert str(e.value) == f"{path}: file not found"
+
+
+# ---------------------------------------------------------------- presets
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A tmp copy of params.yaml (reset to the scaffold's tutorial values) and presets/, as cwd."""
+    shutil.copytree(REPO / "presets", tmp_path / "presets")
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    for key, value in [("source", "fancyzhx/ag_news"), ("train_per_class", "2000"), ("test_per_class", "500"),
+                       ("val_per_class", "500"), ("lr", "1e-4"), ("gradient_checkpointing", "true"),
+                       ("group_by_length", "false")]:
+        text = set_key(text, key, value)
+    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    before = params.load("params.yaml")
+    assert (before.data.source, before.sample.train_per_class, before.train.lr) == ("fancyzhx/ag_news", 2000, 1e-4)
+    return tmp_path
+
+
+def comments(text: str) -> list[str]:
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def dot_entries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_apply_local_and_cpu(project):
+    target = Path("params.yaml")
+    before = target.read_text(encoding="utf-8")
+    assert presets.apply(["local", "cpu"], target) == ["local", "cpu"]
+    after = target.read_text(encoding="utf-8")
+    assert after != before
+    # every comment of the original file survives, in order
+    assert comments(after) == comments(before)
+    assert after.startswith("# Parameters, grouped by stage.")
+
+    p = params.load(target)
+    local = params.read_yaml(Path("presets/local.yaml"))
+    cpu = params.read_yaml(Path("presets/cpu.yaml"))
+    assert p.data.source == local["data"]["source"] == "../shared/ag_news"
+    assert (p.sample.train_per_class, p.sample.test_per_class, p.sample.val_per_class) == (250, 250, 50)
+    assert p.sample.train_per_class == cpu["sample"]["train_per_class"]
+    assert type(p.train.lr) is float and p.train.lr == 4e-4 == cpu["train"]["lr"]
+    assert p.train.gradient_checkpointing is False and p.train.group_by_length is True
+    assert p.evaluate.splits == ["test"]
+    # keys the presets do not mention keep their values
+    assert p.sample.mode == "balanced" and p.lora.r == 16 and p.quant.mode == "nf4" and p.base.seed == 42
+    assert p.data.revision is None
+    assert re.search(r"(?m)^  revision: null\b", after)  # null stays spelled out
+    assert dot_entries(project) == []
+
+
+def test_apply_keeps_untouched_exponent_float(project):
+    presets.apply(["local"], Path("params.yaml"))
+    p = params.load("params.yaml")
+    assert p.data.source == "../shared/ag_news"
+    assert type(p.train.lr) is float and p.train.lr == 1e-4
+    assert p.sample.train_per_class == 2000
+
+
+@pytest.mark.parametrize("names", [["nope"], ["local", "nope"]])
+def test_unknown_preset_changes_nothing(project, names):
+    target = Path("params.yaml")
+    before = target.read_bytes()
+    with pytest.raises(UserError) as e:
+        presets.apply(names, target)
+    msg = str(e.value)
+    assert "'nope'" in msg
+    assert msg.endswith("presets: cpu, local")
+    assert target.read_bytes() == before
+    assert dot_entries(project) == []
+
+
+def test_preset_with_bad_value_changes_nothing(project):
+    (project / "presets" / "bad.yaml").write_text("sample:\n  train_per_class: -5\n", encoding="utf-8")
+    target = Path("params.yaml")
+    before = target.read_bytes()
+    with pytest.raises(params.ParamsError) as e:
+        presets.apply(["local", "bad"], target)
+    msg = str(e.value)
+    assert "sample.train_per_class" in msg and "-5" in msg
+    assert msg.startswith("params.yaml")
+    assert target.read_bytes() == before
+    assert dot_entries(project) == []
+
+
+def test_preset_with_unknown_key_changes_nothing(project):
+    (project / "presets" / "typo.yaml").write_text("train:\n  lrr: 1e-3\n", encoding="utf-8")
+    target = Path("params.yaml")
+    before = target.read_bytes()
+    with pytest.raises(params.ParamsError, match=r"train\.lrr: unknown key"):
+        presets.apply(["typo"], target)
+    assert target.read_bytes() == before

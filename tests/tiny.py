@@ -1,0 +1,48 @@
+"""A tiny Llama (random weights, small byte-level BPE vocab) and a synthetic 4-topic corpus for tests."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
+TOPIC_WORDS = [
+    ["minister", "election", "troops", "embassy", "treaty", "rebels"],
+    ["match", "goal", "coach", "season", "league", "striker"],
+    ["shares", "profit", "market", "merger", "stocks", "earnings"],
+    ["software", "chip", "internet", "space", "computer", "research"],
+]
+FILLER = ["the", "a", "on", "said", "new", "report", "today", "after", "with", "of"]
+
+
+def synthetic_texts(n_per_class: int, seed: int = 0) -> tuple[list[str], list[int]]:
+    """Short texts whose topic words give away the label: learnable in a few steps."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for _ in range(n_per_class):
+        for label, words in enumerate(TOPIC_WORDS):
+            n = rng.randint(4, 14)
+            tokens = [rng.choice(words) if rng.random() < 0.5 else rng.choice(FILLER) for _ in range(n)]
+            texts.append(" ".join(tokens))
+            labels.append(label)
+    return texts, labels
+
+
+def build_tiny_llama(folder: Path) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    texts, _ = synthetic_texts(50)
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+    config = LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=256, bos_token_id=0, eos_token_id=1, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
