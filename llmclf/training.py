@@ -79,6 +79,18 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
     return TrainingArguments(**kwargs)
 
 
+def live_callback(folder: str):
+    """DVCLive curves in `folder`. An explicit Live, since the default one rewrites dvc.yaml (the
+    curves are declared there by hand). None where dvclive is not installed (a bare GPU machine)."""
+    try:
+        from dvclive import Live
+        from transformers.integrations import DVCLiveCallback
+    except ImportError:
+        print("train: dvclive is not installed; no training curves are written")
+        return None
+    return DVCLiveCallback(live=Live(folder, dvcyaml=False, save_dvc_exp=False, report=None))
+
+
 def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
                  class_weights: list[float] | None, callbacks=()) -> WeightedTrainer:
     callbacks = list(callbacks)

@@ -8,6 +8,8 @@ from llmclf.outputs import write_evaluation
 
 p = params.load()
 model, tok, classes = modeling.load_adapter("models/adapter")
+if p.evaluate.dense_inference:
+    model = modeling.dense_for_inference(model)
 scores, preds, reports = inference.evaluate_splits(model, tok, classes, p.evaluate.splits,
                                                    p.evaluate.batch_size, p.model.max_length)
 
@@ -19,4 +21,5 @@ def confusion_pngs(out: Path) -> None:
         metrics.confusion_figure(runs | {"fine-tuned": df}, classes, out / f"confusion_{split}.png")
 
 
-write_evaluation(scores, preds, reports, "metrics/eval.json", "metrics/eval", extra=confusion_pngs)
+write_evaluation(scores | modeling.peak_gpu_memory(), preds, reports, "metrics/eval.json", "metrics/eval",
+                 extra=confusion_pngs)

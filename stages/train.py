@@ -4,8 +4,6 @@ import shutil
 import time
 
 import torch
-from dvclive import Live
-from transformers.integrations import DVCLiveCallback
 
 from llmclf import data, modeling, params, training
 from llmclf.atomic import atomic_path, write_json
@@ -26,12 +24,11 @@ train_rows = training.encode(tok, train_df, p.model.max_length)
 val_rows = training.encode(tok, val_df, p.model.max_length)
 args = training.training_args(p.train, CHECKPOINTS, len(train_rows),
                               bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
-# An explicit Live: the default one would rewrite dvc.yaml; the curves are declared there by hand.
-live = Live("metrics/train", dvcyaml=False, save_dvc_exp=False, report=None)
+live = training.live_callback("metrics/train")
 trainer = training.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
     class_weights=training.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
-    callbacks=[DVCLiveCallback(live=live)])
+    callbacks=[live] if live else [])
 
 start = time.perf_counter()
 result = trainer.train()
@@ -42,12 +39,13 @@ summary = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
-}
+} | modeling.peak_gpu_memory()
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
     val = trainer.evaluate()
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),
                 "val_balanced_accuracy": round(val["eval_balanced_accuracy"], 4)}
-live.end()
+if live:
+    live.live.end()
 
 with atomic_path("models/adapter", is_dir=True) as out:
     modeling.save_adapter(trainer.model, tok, out, p, summary)

@@ -107,3 +107,22 @@ def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path
         modeling.add_lora(model, Lora(target_modules=["q_proj", "query"]), False, False)
     with pytest.raises(ModelError, match="no trained adapter"):
         modeling.load_adapter(tmp_path)
+
+
+@pytest.mark.parametrize("mode", ["nf4", "none"])
+def test_dense_inference_is_the_same_classifier(tiny_model, mode):
+    """Dequantized weights with LoRA merged in predict as the 4-bit model with its adapter does."""
+    from llmclf.params import Lora
+
+    model, tok = load(tiny_model, mode)
+    model = modeling.add_lora(model, Lora(target_modules=["q_proj", "v_proj"]), quantized=mode != "none",
+                              gradient_checkpointing=False)
+    with torch.no_grad():  # a trained-looking adapter and head: non-zero LoRA B, changed score
+        for name, param in model.named_parameters():
+            if "lora_B" in name or "score" in name:
+                param.add_(torch.randn_like(param) * 0.05)
+    texts = frame(3, seed=5)["text"].tolist()
+    reference = inference.predict_logits(model, tok, texts, 4, 64)
+    dense = modeling.dense_for_inference(model)
+    assert not any("Linear4bit" in type(m).__name__ or "lora" in type(m).__name__.lower() for m in dense.modules())
+    np.testing.assert_allclose(inference.predict_logits(dense, tok, texts, 4, 64), reference, rtol=0, atol=1e-4)

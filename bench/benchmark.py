@@ -1,0 +1,208 @@
+"""Benchmark, in one process on one machine: (a) the tutorial's recipe as written against (b) this
+project's stage scripts with a preset, on the same splits and base model.
+
+    python bench/benchmark.py --out bench/results/run.json            # both recipes
+    python bench/benchmark.py --recipes project --preset gpu --set train.batch_size=64
+
+(a) is the tutorial's code path: nf4 + double quant, prepare_model_for_kbit_training defaults
+(gradient checkpointing on), batch 8, max_length 512, padding per batch, eval + save each epoch,
+and its 32-row `model(**inputs)` inference loop in data order. (b) runs stages/baseline.py,
+train.py and evaluate.py as subprocesses with params.yaml + presets, as `dvc repro` would.
+Training speed is trainer.train()'s wall time in both (it includes the per-epoch validation pass).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from llmclf import basemodel, data, metrics, params, presets, training  # noqa: E402
+
+SPLITS = "data/splits"
+EVAL_SPLITS = ("test", "official_test")
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86_64'})"
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def tutorial_predict(model, tokenizer, texts: list[str]) -> tuple[np.ndarray, float]:
+    """The tutorial's generate_predictions: 32 rows at a time in data order, padded per batch."""
+    sync()
+    start = time.perf_counter()
+    outputs = []
+    for i in range(0, len(texts), 32):
+        inputs = tokenizer(texts[i:i + 32], return_tensors="pt", padding=True, truncation=True, max_length=512)
+        inputs = {k: v.to("cuda" if torch.cuda.is_available() else "cpu") for k, v in inputs.items()}
+        with torch.no_grad():
+            outputs.append(model(**inputs)["logits"])
+    pred = torch.cat(outputs, dim=0).argmax(axis=1).cpu().numpy()
+    sync()
+    return pred, time.perf_counter() - start
+
+
+def run_tutorial(p: params.Params) -> dict:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig,
+                              DataCollatorWithPadding, TrainingArguments)
+
+    wall = time.perf_counter()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    frames = {s: data.read_split(SPLITS, s) for s in ("train", "val", *EVAL_SPLITS)}
+    train_df = frames["train"]
+    class_weights = (1 / train_df.label.value_counts(normalize=True).sort_index()).tolist()
+    class_weights = (torch.tensor(class_weights) / torch.tensor(class_weights).sum()).tolist()
+    model_name = basemodel.resolve(p.model.name)
+    quantization_config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                             bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
+    torch.manual_seed(p.base.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_name, quantization_config=quantization_config, num_labels=len(p.data.classes), device_map="auto")
+    lora_config = LoraConfig(r=16, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                             lora_dropout=0.05, bias="none", task_type="SEQ_CLS")
+    model = prepare_model_for_kbit_training(model)
+    model = get_peft_model(model, lora_config)
+    tokenizer = AutoTokenizer.from_pretrained(model_name, add_prefix_space=True)
+    tokenizer.pad_token_id = tokenizer.eos_token_id
+    tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.use_cache = False
+    model.config.pretraining_tp = 1
+
+    out: dict = {"recipe": "tutorial", "pad_token": tokenizer.pad_token, "pad_token_id": tokenizer.pad_token_id}
+    for split in EVAL_SPLITS:
+        pred, secs = tutorial_predict(model, tokenizer, frames[split]["text"].tolist())
+        out[f"baseline_{split}"] = metrics.scores(frames[split]["label"], pred, p.data.classes)
+
+    rows = {s: training.encode(tokenizer, frames[s], 512) for s in ("train", "val")}
+    tmp = tempfile.mkdtemp(prefix="tutorial-")
+    args = TrainingArguments(output_dir=tmp, learning_rate=1e-4, per_device_train_batch_size=8,
+                             per_device_eval_batch_size=8, num_train_epochs=1, logging_steps=1,
+                             weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
+                             load_best_model_at_end=True, report_to="none")
+    trainer = training.WeightedTrainer(
+        model=model, args=args, train_dataset=rows["train"], eval_dataset=rows["val"], processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer=tokenizer), compute_metrics=training.compute_metrics,
+        class_weights=class_weights)
+    sync()
+    start = time.perf_counter()
+    trainer.train()
+    sync()
+    train_s = time.perf_counter() - start
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokens = sum(len(r["input_ids"]) for r in rows["train"])
+    out |= {"train_seconds": round(train_s, 1), "train_examples_per_s": round(len(rows["train"]) / train_s, 1),
+            "train_tokens_per_s": round(tokens / train_s, 1)}
+
+    model.eval()
+    inference_rows, inference_s = 0, 0.0
+    for split in EVAL_SPLITS:
+        pred, secs = tutorial_predict(model, tokenizer, frames[split]["text"].tolist())
+        out[split] = metrics.scores(frames[split]["label"], pred, p.data.classes)
+        inference_rows, inference_s = inference_rows + len(pred), inference_s + secs
+    out["inference_examples_per_s"] = round(inference_rows / inference_s, 1)
+    out["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3) if torch.cuda.is_available() else None
+    out["wall_seconds"] = round(time.perf_counter() - wall, 1)
+    return out
+
+
+def project_params(preset_names: list[str], overrides: list[str]) -> dict:
+    raw = params.read_yaml(params.PARAMS_FILE)
+    for name in preset_names:
+        presets.merge(raw, params.read_yaml(presets.PRESETS / f"{name}.yaml"))
+    for item in overrides:  # key.sub=value, value parsed as YAML (as `dvc exp run -S`)
+        key, _, value = item.partition("=")
+        *groups, last = key.split(".")
+        node = raw
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[last] = params.read_yaml_text(f"v: {value}")["v"]
+    params.parse(raw, f"params.yaml + {preset_names} + {overrides}")
+    return raw
+
+
+def run_project(preset_names: list[str], overrides: list[str]) -> dict:
+    raw = project_params(preset_names, overrides)
+    saved = params.PARAMS_FILE.read_text(encoding="utf-8")
+    wall = time.perf_counter()
+    try:
+        params.PARAMS_FILE.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        for stage in ("baseline", "train", "evaluate"):
+            print(f"== {stage}", flush=True)
+            subprocess.run([sys.executable, f"stages/{stage}.py"], check=True)
+    finally:
+        params.PARAMS_FILE.write_text(saved, encoding="utf-8")
+    load = lambda name: json.loads(Path(f"metrics/{name}.json").read_text())  # noqa: E731
+    base, train, ev = load("baseline"), load("train"), load("eval")
+    splits = [s for s in EVAL_SPLITS if s in ev]
+    out = {"recipe": "project", "presets": preset_names, "overrides": overrides,
+           "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "evaluate")}}
+    for split in splits:
+        out[f"baseline_{split}"] = {k: v for k, v in base[split].items() if k != "examples_per_s"}
+        out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
+    rows = sum(len(data.read_split(SPLITS, s)) for s in splits)
+    out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
+    out |= {k: train[k] for k in ("val_accuracy", "val_balanced_accuracy") if k in train}
+    out["inference_examples_per_s"] = round(rows / sum(rows_s / ev[s]["examples_per_s"]
+                                                        for s in splits for rows_s in [len(data.read_split(SPLITS, s))]), 1)
+    peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
+    out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
+    out["wall_seconds"] = round(time.perf_counter() - wall, 1)
+    return out
+
+
+def table(results: list[dict]) -> str:
+    cols = ["recipe", "test acc before", "test acc after", "official acc before", "official acc after",
+            "bal. acc after (test)", "train ex/s", "train tok/s", "infer ex/s", "peak GiB", "wall s"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in results:
+        g = lambda k, m: r.get(k, {}).get(m, "")  # noqa: E731
+        lines.append("| " + " | ".join(str(x) for x in [
+            r["recipe"] + (f" ({'+'.join(r['presets'])}{' ' + ' '.join(r['overrides']) if r['overrides'] else ''})"
+                           if r["recipe"] == "project" else ""),
+            g("baseline_test", "accuracy"), g("test", "accuracy"), g("baseline_official_test", "accuracy"),
+            g("official_test", "accuracy"), g("test", "balanced_accuracy"), r["train_examples_per_s"],
+            r["train_tokens_per_s"], r["inference_examples_per_s"], r["peak_gpu_memory_gib"], r["wall_seconds"]]) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", nargs="+", choices=["tutorial", "project"], default=["tutorial", "project"])
+    ap.add_argument("--preset", nargs="*", default=["gpu"], help="presets for the project recipe")
+    ap.add_argument("--set", nargs="*", default=[], dest="overrides",
+                    help="key=value params overrides (both recipes; the tutorial reads model.name only)")
+    ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    args = ap.parse_args()
+    p = params.parse(project_params([], args.overrides))  # the tutorial takes model.name, seed, classes
+    summary = json.loads(Path(SPLITS, "summary.json").read_text())
+    result = {"device": device_name(), "torch": torch.__version__,
+              "transformers": __import__("transformers").__version__, "model": p.model.name,
+              "splits": {s: v["rows"] for s, v in summary["splits"].items()}, "results": []}
+    for recipe in args.recipes:
+        result["results"].append(run_tutorial(p) if recipe == "tutorial" else run_project(args.preset, args.overrides))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each recipe: a timeout keeps the first
+    print(f"\n{result['device']}, {p.model.name}, splits {result['splits']}\n{table(result['results'])}")
+
+
+if __name__ == "__main__":
+    main()
