@@ -158,11 +158,10 @@ def run_project(preset_names: list[str], overrides: list[str]) -> dict:
     for split in splits:
         out[f"baseline_{split}"] = {k: v for k, v in base[split].items() if k != "examples_per_s"}
         out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
-    rows = sum(len(data.read_split(SPLITS, s)) for s in splits)
     out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("val_accuracy", "val_balanced_accuracy") if k in train}
-    out["inference_examples_per_s"] = round(rows / sum(rows_s / ev[s]["examples_per_s"]
-                                                        for s in splits for rows_s in [len(data.read_split(SPLITS, s))]), 1)
+    rows = {s: len(data.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
+    out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / ev[s]["examples_per_s"] for s in splits), 1)
     peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
     out["wall_seconds"] = round(time.perf_counter() - wall, 1)
