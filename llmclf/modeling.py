@@ -144,8 +144,11 @@ def dense_for_inference(model):
             setattr(parent, child, module.modules_to_save[adapter])
         elif isinstance(module, bnb.nn.Linear4bit):
             setattr(parent, child, dense(module))
-    inner.hf_quantizer = None
-    inner.is_quantized = False
+    # no longer quantized: let .to(dtype) and save_pretrained treat it as a plain model
+    inner.hf_quantizer = inner.quantization_method = None
+    inner.is_loaded_in_4bit = inner.is_loaded_in_8bit = False
+    if hasattr(inner.config, "quantization_config"):
+        del inner.config.quantization_config
     return inner.eval()
 
 
@@ -155,8 +158,9 @@ def save_adapter_info(folder: Path, model: Model, quant: Quant, classes: list[st
     (folder / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def load_adapter(folder: str | Path):
-    """Rebuild base + trained adapter (head included) from an adapter folder, for inference."""
+def load_adapter(folder: str | Path, base: str | None = None):
+    """Rebuild base + trained adapter (head included) from an adapter folder, for inference.
+    `base` overrides the model.name recorded at training (e.g. the same model in another folder)."""
     from peft import PeftModel
 
     folder = Path(folder)
@@ -165,11 +169,16 @@ def load_adapter(folder: str | Path):
         raise basemodel.ModelError(f"{folder}: no trained adapter here (missing {ADAPTER_INFO}); "
                                    "run `dvc repro train` first")
     info = json.loads(info_file.read_text(encoding="utf-8"))
-    model, tok = load_classifier(Model(**info["model"]), Quant(**info["quant"]), info["classes"])
+    model_params = Model(**(info["model"] | ({"name": base} if base else {})))
+    model, tok = load_classifier(model_params, Quant(**info["quant"]), info["classes"])
     if tok.pad_token_id != info["pad_token_id"]:
         raise basemodel.ModelError(f"{folder}: trained with pad id {info['pad_token_id']}, "
                                    f"but the base tokenizer pads with {tok.pad_token_id}")
-    model = PeftModel.from_pretrained(model, folder)
+    try:
+        model = PeftModel.from_pretrained(model, folder)
+    except (RuntimeError, ValueError, KeyError) as e:  # shapes or module names that are not this base's
+        raise basemodel.ModelError(f"{folder}: the adapter does not fit base model {model_params.name!r} "
+                                   f"(trained on {info['model']['name']!r}): {str(e).splitlines()[0][:300]}") from None
     model.eval()
     return model, tok, info["classes"]
 

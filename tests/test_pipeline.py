@@ -94,3 +94,20 @@ def test_experiments_rerun_only_the_stages_their_params_reach(repo):
     assert stages_run(out) == ["sample", "split"]
     counts = pd.read_parquet(repo / "data" / "splits" / "train.parquet")["label"].value_counts()
     assert counts.to_dict() == {0: 30, 1: 30, 2: 30, 3: 30}
+
+
+def test_predict_export_and_report_on_the_pipeline_outputs(repo):
+    (repo / "news.txt").write_text("Stocks rallied as the merger lifted profit forecasts\nThe striker scored twice\n")
+    run(["llmclf", "predict", "news.txt", "-o", "predictions.jsonl"], repo)
+    rows = [json.loads(line) for line in (repo / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [0, 1] and all(r["label"] in r["probs"] for r in rows)
+
+    run(["llmclf", "export", "-o", "models/merged"], repo)
+    assert (repo / "models" / "merged" / "config.json").is_file()
+
+    run(["llmclf", "report", "--rev", "HEAD"], repo)
+    report = (repo / "metrics" / "report.md").read_text()
+    assert "## Metrics" in report and "test.accuracy" in report  # lora.r=8 changed the metrics
+    assert "| lora.r" in report and "| 16 " in report and "| 8 " in report
+    assert re.search(r"\| test \| sports \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ \|", report)
+    assert "![confusion_test](eval/confusion_test.png)" in report

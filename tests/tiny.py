@@ -27,7 +27,7 @@ def synthetic_texts(n_per_class: int, seed: int = 0) -> tuple[list[str], list[in
     return texts, labels
 
 
-def build_tiny_llama(folder: Path) -> Path:
+def build_tiny_llama(folder: Path, hidden_size: int = 64) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -39,7 +39,7 @@ def build_tiny_llama(folder: Path) -> Path:
     bpe.train_from_iterator(texts, trainers.BpeTrainer(
         vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
-    config = LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=64, intermediate_size=128,
+    config = LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=256, bos_token_id=0, eos_token_id=1, tie_word_embeddings=True)
     torch.manual_seed(0)

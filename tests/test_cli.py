@@ -1,0 +1,110 @@
+"""`llmclf predict` and `llmclf export` on an adapter trained on the tiny Llama."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from llmclf import cli, inference, modeling, training
+from llmclf.errors import UserError
+from llmclf.params import Data, Lora, Model, Params, Quant, Train
+from tiny import CLASSES, build_tiny_llama, synthetic_texts
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model, tmp_path_factory):
+    """A few steps of QLoRA on the tiny model, saved as the train stage saves it."""
+    folder = tmp_path_factory.mktemp("adapter") / "adapter"
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"),
+               lora=Lora(target_modules="all-linear"),
+               train=Train(lr=3e-3, epochs=2, gradient_checkpointing=False, eval_each_epoch=False))
+    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    texts, labels = synthetic_texts(16, seed=1)
+    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    args = training.training_args(p.train, str(folder.parent / "ckpt"), len(rows), bf16=False, seed=0)
+    training.make_trainer(model, tok, p.train, rows, None, args, class_weights=None).train()
+    modeling.save_adapter(model, tok, folder, p, {})
+    return folder
+
+
+def adapter_logits(adapter, texts):
+    model, tok, _ = modeling.load_adapter(adapter)
+    return inference.predict_logits(model, tok, texts, 8, 512)
+
+
+def test_predict_csv_to_jsonl_keeps_ids_and_matches_the_adapter(adapter, tmp_path):
+    texts, _ = synthetic_texts(3, seed=7)
+    pd.DataFrame({"id": [f"n{i}" for i in range(len(texts))], "text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    cli.main(["predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.jsonl"), "--adapter", str(adapter)])
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == [f"n{i}" for i in range(len(texts))]
+    expected = np.array(CLASSES)[adapter_logits(adapter, texts).argmax(axis=1)]
+    assert [r["label"] for r in rows] == list(expected)
+    for r in rows:
+        assert set(r["probs"]) == set(CLASSES) and sum(r["probs"].values()) == pytest.approx(1, abs=1e-3)
+        assert r["probs"][r["label"]] == max(r["probs"].values())
+
+
+def test_predict_stdin_lines_to_csv(adapter):
+    texts, _ = synthetic_texts(2, seed=8)
+    done = subprocess.run([sys.executable, "-m", "llmclf.cli", "predict", "--adapter", str(adapter), "--format", "csv"],
+                          input="\n".join(texts) + "\n\n", capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    out = pd.read_csv(pd.io.common.StringIO(done.stdout))
+    assert list(out.columns) == ["id", "label", *[f"p_{c}" for c in CLASSES]]
+    assert list(out["id"]) == list(range(len(texts)))  # the blank line is skipped
+    assert set(out["label"]) <= set(CLASSES)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "no texts to classify"),
+    (b"   \n\n", "no texts to classify"),
+    (b"caf\xe9\n", "not UTF-8"),
+])
+def test_predict_bad_input(adapter, tmp_path, content, message):
+    path = tmp_path / "in.txt"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        cli.main(["predict", str(path), "--adapter", str(adapter)])
+
+
+def test_predict_clear_errors(adapter, tmp_path):
+    (tmp_path / "in.csv").write_text("body\nhello\n")
+    with pytest.raises(UserError, match=r"no 'text' column .*--text-column"):
+        cli.main(["predict", str(tmp_path / "in.csv"), "--adapter", str(adapter)])
+    with pytest.raises(UserError, match="no such file"):
+        cli.main(["predict", str(tmp_path / "missing.csv"), "--adapter", str(adapter)])
+    (tmp_path / "ok.txt").write_text("hello\n")
+    with pytest.raises(UserError, match="no trained adapter"):
+        cli.main(["predict", str(tmp_path / "ok.txt"), "--adapter", str(tmp_path)])
+    other = build_tiny_llama(tmp_path / "other", hidden_size=32)
+    with pytest.raises(UserError, match="does not fit base model"):
+        cli.main(["predict", str(tmp_path / "ok.txt"), "--adapter", str(adapter), "--base", str(other)])
+
+
+def test_stage_failure_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "in.txt").write_text("hello\n")
+    done = subprocess.run([sys.executable, "-m", "llmclf.cli", "predict", str(tmp_path / "in.txt"),
+                           "--adapter", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    last = done.stderr.strip().splitlines()[-1]  # bitsandbytes may log a line of its own first
+    assert done.returncode == 2 and last.startswith("error: ") and "no trained adapter" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_export_is_a_standalone_bf16_model_predicting_as_the_adapter(adapter, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    cli.main(["export", "--adapter", str(adapter), "-o", str(tmp_path / "merged")])
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    assert merged.dtype == torch.bfloat16 and getattr(merged.config, "quantization_config", None) is None
+    assert merged.config.id2label == dict(enumerate(CLASSES))
+    texts, _ = synthetic_texts(4, seed=11)
+    reference = adapter_logits(adapter, texts)
+    got = inference.predict_logits(merged, tok, texts, 8, 512)
+    np.testing.assert_allclose(got, reference, atol=0.05 * np.abs(reference).max() + 0.02)
+    assert (got.argmax(axis=1) == reference.argmax(axis=1)).mean() >= 0.9
