@@ -1,9 +1,15 @@
 """Batched prediction: sort texts by length so each batch pads little, restore the input order."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from . import metrics
+from .data import read_split
 
 
 @torch.inference_mode()
@@ -31,12 +37,6 @@ def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: in
 def evaluate_splits(model, tok, classes: list[str], splits: list[str], batch_size: int, max_length: int,
                     splits_dir: str = "data/splits"):
     """Predict and score each split present. Returns ({split: scores}, {split: predictions}, {split: report})."""
-    import time
-    from pathlib import Path
-
-    from . import metrics
-    from .data import read_split
-
     scores, preds, reports = {}, {}, {}
     warm = False
     for split in splits:
