@@ -176,7 +176,15 @@ def fetch(data: Data) -> tuple[dict[str, pd.DataFrame], dict]:
     if "train" not in frames:
         raise DataError(f"data.source {data.source!r}: no 'train' split (got {sorted(frames)}); "
                         "name the training file train.csv / train.parquet / train.jsonl")
-    return frames, {"source": data.source, **info}
+    dropped = {}
+    for split, df in frames.items():  # a repeated text would count twice, or land in two splits
+        frames[split] = df.drop_duplicates("text", ignore_index=True)
+        dropped[split] = len(df) - len(frames[split])
+    held_out = set().union(*(set(df["text"]) for split, df in frames.items() if split != "train"))
+    leaked = frames["train"]["text"].isin(held_out)  # never train on a row of another split
+    frames["train"] = frames["train"][~leaked].reset_index(drop=True)
+    return frames, {"source": data.source, **info, "duplicates_dropped": dropped,
+                    "train_rows_also_in_other_splits_dropped": int(leaked.sum())}
 
 
 def class_counts(df: pd.DataFrame, classes: list[str]) -> dict[str, int]:

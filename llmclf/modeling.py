@@ -71,10 +71,12 @@ def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 
             path, num_labels=len(classes), id2label=dict(enumerate(classes)),
             label2id={c: i for i, c in enumerate(classes)}, quantization_config=quant_config(quant, dtype),
             dtype=dtype, device_map={"": device()}, attn_implementation=model.attn_implementation,
-            trust_remote_code=model.trust_remote_code)
+            trust_remote_code=model.trust_remote_code, use_safetensors=not model.allow_pickle_weights)
     except OSError as e:
-        raise basemodel.ModelError(f"model.name {model.name!r}: cannot load ({e}). Offline, use a local "
-                                   "folder, a .gguf file or an alias such as smollm2-135m-instruct.") from None
+        hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
+                "pickle (.bin) files you trust." if "safetensors" in str(e) else
+                "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")
+        raise basemodel.ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
     clf.config.pad_token_id = tok.pad_token_id
     clf.config.use_cache = False
     if quant.mode in ("nf4", "fp4") and device().type == "cpu":
@@ -198,7 +200,8 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
         f"Pad token: `{tok.pad_token}` (id {tok.pad_token_id}).", "",
         "Load with `llmclf.modeling.load_adapter(folder)`, which rebuilds the base model as trained.", "",
         "## Validation metrics", "", "| metric | value |", "|---|---|",
-        *[f"| {k} | {v} |" for k, v in train_metrics.items()], "",
+        # scores only, no timings: the same run gives the same bytes
+        *[f"| {k} | {v} |" for k, v in train_metrics.items() if k.startswith(("val_", "train_loss"))], "",
         "## Recipe (params.yaml)", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
     ]
     (folder / "README.md").write_text("\n".join(card), encoding="utf-8")

@@ -55,7 +55,8 @@ class Model(_Group):
     name: str = "smollm2-135m-instruct"  # offline alias, hub id, local folder or .gguf file
     max_length: PosInt = 512
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    trust_remote_code: bool = False
+    trust_remote_code: bool = False  # never run a model repo's own code unless turned on
+    allow_pickle_weights: bool = False  # safetensors only: pickle (.bin) weights can run code on load
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
 
 

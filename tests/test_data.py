@@ -520,3 +520,29 @@ def test_sample_stage_short_class_fails_cleanly(tmp_path):
     assert not (tmp_path / "data" / "sampled.parquet").exists()
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
     assert dot_entries(tmp_path / "data") == []
+
+
+def test_fetch_drops_duplicates_and_train_rows_seen_in_other_splits(tmp_path):
+    pd.DataFrame({"text": ["a", "a", "b", "c", "shared"], "label": [0, 0, 1, 2, 1]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"text": ["shared", "d"], "label": [1, 0]}).to_csv(tmp_path / "test.csv", index=False)
+    frames, info = data.fetch(Data(source=str(tmp_path), classes=CLASSES))
+    assert list(frames["train"]["text"]) == ["a", "b", "c"]
+    assert list(frames["test"]["text"]) == ["shared", "d"]
+    assert info["duplicates_dropped"] == {"test": 0, "train": 1}
+    assert info["train_rows_also_in_other_splits_dropped"] == 1
+
+
+@pytest.mark.parametrize("content, expect", [
+    ("", "cannot be read as csv"),                                  # an empty file
+    ("text;label\nhello;World\n", r"missing column\(s\) \['text', 'label'\]; it has \['text;label'\]"),  # wrong delimiter
+])
+def test_empty_file_and_wrong_delimiter(tmp_path, content, expect):
+    (tmp_path / "train.csv").write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=expect):
+        data.fetch(Data(source=str(tmp_path), classes=CLASSES))
+
+
+def test_one_class_source_cannot_be_sampled():
+    df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0] * 30})
+    with pytest.raises(DataError, match=rf"class '{CLASSES[1]}' \(label 1\) has no rows"):
+        data.sample_splits(df, Sample(train_per_class=5, test_per_class=2, val_per_class=2), CLASSES, seed=0)

@@ -126,3 +126,20 @@ def test_dense_inference_is_the_same_classifier(tiny_model, mode):
     dense = modeling.dense_for_inference(model)
     assert not any("Linear4bit" in type(m).__name__ or "lora" in type(m).__name__.lower() for m in dense.modules())
     np.testing.assert_allclose(inference.predict_logits(dense, tok, texts, 4, 64), reference, rtol=0, atol=1e-4)
+
+
+def test_pickle_weights_are_refused_unless_allowed(tiny_model, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safetensors.torch import load_file
+
+    pickled = tmp_path / "pickled"  # the same weights as a pickle file (transformers 5 no longer writes one)
+    AutoModelForCausalLM.from_pretrained(tiny_model).save_pretrained(pickled)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(pickled)
+    torch.save(load_file(pickled / "model.safetensors"), pickled / "pytorch_model.bin")
+    (pickled / "model.safetensors").unlink()
+    assert (pickled / "pytorch_model.bin").is_file() and not (pickled / "model.safetensors").exists()
+    with pytest.raises(ModelError, match="allow_pickle_weights: true"):
+        modeling.load_classifier(Model(name=str(pickled)), Quant(mode="none"), CLASSES)
+    model, _ = modeling.load_classifier(Model(name=str(pickled), allow_pickle_weights=True), Quant(mode="none"), CLASSES)
+    assert model.config.num_labels == 4

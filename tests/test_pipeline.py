@@ -3,6 +3,7 @@ copy of the repo; then experiments rerun exactly the stages their params reach."
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,11 @@ pytestmark = [
 ]
 
 
+FAKE_TOKEN = "hf_" + secrets.token_hex(16)  # planted in every command's environment; must reach no output
+
+
 def run(cmd: list[str], cwd: Path) -> str:
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -74,6 +78,22 @@ def test_repro_runs_all_stages_and_repeats_exactly(repo):
     assert (repo / "metrics" / "eval" / "confusion_test.png").is_file()
     lock = (repo / "dvc.lock").read_text()
 
+    # forced rerun on the CPU: the same data bytes and the same metrics (to 1e-6)
+    eval_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    forced = run(["dvc", "repro", "--force"], repo)
+    assert stages_run(forced) == ["fetch", "sample", "split", "baseline", "train", "evaluate"]
+    new_lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    old_lock = yaml.safe_load(lock)["stages"]
+    for stage, out in [("fetch", "data/raw"), ("sample", "data/sampled.parquet"), ("split", "data/splits")]:
+        md5 = lambda lk: next(o["md5"] for o in lk[stage]["outs"] if o["path"] == out)  # noqa: E731
+        assert md5(new_lock) == md5(old_lock), out
+    again_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    for split, scores in eval_metrics.items():
+        for key, value in scores.items():
+            if key != "examples_per_s":
+                assert again_metrics[split][key] == pytest.approx(value, abs=1e-6), (split, key)
+    lock = (repo / "dvc.lock").read_text()
+
     again = run(["dvc", "repro"], repo)
     assert stages_run(again) == []
     assert "is up to date" in run(["dvc", "status"], repo) or "up to date" in again
@@ -111,3 +131,10 @@ def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     assert "| lora.r" in report and "| 16 " in report and "| 8 " in report
     assert re.search(r"\| test \| sports \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ \|", report)
     assert "![confusion_test](eval/confusion_test.png)" in report
+
+
+def test_no_output_holds_the_hub_token(repo):
+    """Every stage and command above ran with HF_TOKEN set; no file they wrote may contain it."""
+    leaks = [str(f.relative_to(repo)) for f in repo.rglob("*")
+             if f.is_file() and ".git" not in f.parts and FAKE_TOKEN.encode() in f.read_bytes()]
+    assert leaks == []
