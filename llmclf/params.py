@@ -89,6 +89,7 @@ class Train(_Group):
     eval_each_epoch: bool = True  # evaluate + save every epoch and keep the best by balanced accuracy
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
     logging_steps: PosInt = 10
+    checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
 
 
 class Evaluate(_Group):

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
+                          TrainingArguments)
 
 from .params import Train
 
@@ -68,7 +73,7 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,
         eval_strategy=strategy, save_strategy=strategy, load_best_model_at_end=train.eval_each_epoch,
         metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
-        save_only_model=True, bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False,
+        save_only_model=False, bf16=bf16,  # optimizer and scheduler state too: checkpoints resume seed=seed, data_seed=seed, report_to="none", disable_tqdm=False,
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if train.group_by_length:  # the option's name changed within transformers 5
@@ -77,6 +82,40 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         else:
             kwargs["group_by_length"] = True
     return TrainingArguments(**kwargs)
+
+
+class CheckpointEvery(TrainerCallback):
+    """Save a resumable checkpoint every `steps` optimizer steps, besides each epoch's. (Trainer's own
+    save_steps would have to match the per-epoch evaluation that picks the best model.)"""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.steps and state.global_step % self.steps == 0:
+            control.should_save = True
+
+
+def resumable(folder: str | Path, stamp: dict) -> str | None:
+    """The last complete checkpoint in `folder` of a run with this exact stamp (params and data), for
+    training to resume from; otherwise None, and the folder is emptied and stamped for this run.
+    A checkpoint cut short by a kill (no trainer_state.json, written last) is dropped."""
+    folder = Path(folder)
+    key = hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()
+    stamp_file = folder / "run.sha256"
+    if stamp_file.is_file() and stamp_file.read_text() == key:
+        done = []
+        for ckpt in folder.glob("checkpoint-*"):
+            if (ckpt / "trainer_state.json").is_file():
+                done.append(ckpt)
+            else:
+                shutil.rmtree(ckpt)
+        if done:
+            return str(max(done, key=lambda c: int(c.name.split("-")[-1])))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    stamp_file.write_text(key)
+    return None
 
 
 def live_callback(folder: str):
@@ -93,7 +132,7 @@ def live_callback(folder: str):
 
 def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
                  class_weights: list[float] | None, callbacks=()) -> WeightedTrainer:
-    callbacks = list(callbacks)
+    callbacks = [*callbacks, CheckpointEvery(train.checkpoint_steps)]
     if train.early_stopping_patience and train.eval_each_epoch:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     return WeightedTrainer(

@@ -30,8 +30,14 @@ trainer = training.make_trainer(
     class_weights=training.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
     callbacks=[live] if live else [])
 
+# a run killed midway left checkpoints: the same params and data resume from the last one
+stamp = {"params": p.model_dump(include={"base", "data", "model", "quant", "lora", "train"}),
+         "train_rows": data.sha256("data/splits/train.parquet"), "val_rows": data.sha256("data/splits/val.parquet")}
+resume = training.resumable(CHECKPOINTS, stamp)
+if resume:
+    print(f"train: resuming from the last checkpoint, {resume}")
 start = time.perf_counter()
-result = trainer.train()
+result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
@@ -39,7 +45,7 @@ summary = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
-} | modeling.peak_gpu_memory()
+} | modeling.peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
     val = trainer.evaluate()
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),

@@ -143,3 +143,17 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model, tmp_path):
         modeling.load_classifier(Model(name=str(pickled)), Quant(mode="none"), CLASSES)
     model, _ = modeling.load_classifier(Model(name=str(pickled), allow_pickle_weights=True), Quant(mode="none"), CLASSES)
     assert model.config.num_labels == 4
+
+
+def test_resumable_picks_the_last_complete_checkpoint_of_the_same_run(tmp_path):
+    folder = tmp_path / "ckpt"
+    stamp = {"params": {"lr": 1e-4}, "train_rows": "abc"}
+    assert training.resumable(folder, stamp) is None and (folder / "run.sha256").is_file()
+    for step, complete in [(4, True), (8, True), (12, False)]:  # 12: cut short by a kill
+        (folder / f"checkpoint-{step}").mkdir()
+        if complete:
+            (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert training.resumable(folder, stamp) == str(folder / "checkpoint-8")
+    assert not (folder / "checkpoint-12").exists()
+    assert training.resumable(folder, stamp | {"train_rows": "other"}) is None  # other data: start afresh
+    assert not any(folder.glob("checkpoint-*"))

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -131,6 +132,34 @@ def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     assert "| lora.r" in report and "| 16 " in report and "| 8 " in report
     assert re.search(r"\| test \| sports \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ \|", report)
     assert "![confusion_test](eval/confusion_test.png)" in report
+
+
+def test_training_killed_midway_resumes_on_the_next_repro(repo):
+    import psutil
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"] |= {"epochs": 12, "checkpoint_steps": 4}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN}
+    dvc = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    checkpoints = repo / ".checkpoints" / "train"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("checkpoint-*/trainer_state.json")) and time.monotonic() < deadline \
+            and dvc.poll() is None:
+        time.sleep(0.02)
+    trainers = [c for c in psutil.Process(dvc.pid).children(recursive=True) if "stages/train.py" in " ".join(c.cmdline())]
+    assert trainers and dvc.poll() is None, "training ended before a checkpoint could be interrupted"
+    for proc in trainers:
+        proc.kill()  # SIGKILL: no clean-up code runs
+    assert dvc.wait(timeout=60) != 0
+    assert any(checkpoints.glob("checkpoint-*"))
+
+    out = run(["dvc", "repro", "train"], repo)
+    assert "resuming from the last checkpoint" in out and stages_run(out) == ["train"]
+    assert json.loads((repo / "metrics" / "train.json").read_text())["resumed"] is True
+    assert not checkpoints.exists()  # removed after the successful run
+    assert "resuming" not in run(["dvc", "repro", "-f", "train"], repo)  # a finished run starts afresh
 
 
 def test_no_output_holds_the_hub_token(repo):
