@@ -31,7 +31,8 @@ trainer = training.make_trainer(
     callbacks=[live] if live else [])
 
 # a run killed midway left checkpoints: the same params and data resume from the last one
-stamp = {"params": p.model_dump(include={"base", "data", "model", "quant", "lora", "train"}),
+stamp = {"params": p.model_dump(include={"base": True, "data": {"classes"}, "model": True, "quant": True,
+                                          "lora": True, "train": True}),  # the params dvc.yaml lists for train
          "train_rows": data.sha256("data/splits/train.parquet"), "val_rows": data.sha256("data/splits/val.parquet")}
 resume = training.resumable(CHECKPOINTS, stamp)
 if resume:
