@@ -128,13 +128,8 @@ def project_params(preset_names: list[str], overrides: list[str]) -> dict:
     raw = params.read_yaml(params.PARAMS_FILE)
     for name in preset_names:
         presets.merge(raw, params.read_yaml(presets.PRESETS / f"{name}.yaml"))
-    for item in overrides:  # key.sub=value, value parsed as YAML (as `dvc exp run -S`)
-        key, _, value = item.partition("=")
-        *groups, last = key.split(".")
-        node = raw
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[last] = params.read_yaml_text(f"v: {value}")["v"]
+    for item in overrides:
+        presets.override(raw, item)
     params.parse(raw, f"params.yaml + {preset_names} + {overrides}")
     return raw
 

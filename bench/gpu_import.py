@@ -1,0 +1,92 @@
+"""Record runs made by bench/sweep.py on a machine without DVC as DVC experiments of this repo.
+
+    python bench/gpu_import.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... there
+
+For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data here, which must
+be byte-identical to the run's (sha256 in its manifest), as must the code DVC tracks as stage deps;
+then the run's metrics/ and models/adapter/ take their place, `dvc commit` records them in dvc.lock
+and `dvc exp save -n NAME` makes the experiment (`dvc exp show` lists it). params.yaml and dvc.lock
+are restored afterwards. A run whose pack has no adapter (a re-evaluation) takes its base run's.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from sweep import code_hashes, split_hashes  # noqa: E402
+
+
+def sh(*cmd: str) -> str:
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"error: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def unpack(packs: Path, name: str, dest: Path) -> dict:
+    parts = sorted(packs.glob(f"{name}.tgz.[0-9][0-9]")) or [packs / f"{name}.tgz"]
+    if not parts[0].is_file():
+        raise SystemExit(f"error: no {name}.tgz (or .tgz.00, ...) in {packs}")
+    blob = b"".join(p.read_bytes() for p in parts)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        tar.extractall(dest / name, filter="data")
+    manifest = json.loads((dest / name / "manifest.json").read_text())
+    if manifest["failed"]:
+        raise SystemExit(f"error: {name} failed in its {manifest['failed']} stage; nothing to import")
+    return manifest
+
+
+def check_same(what: str, theirs: dict, ours: dict) -> None:
+    if diff := sorted(k for k in theirs.keys() | ours.keys() if theirs.get(k) != ours.get(k)):
+        raise SystemExit(f"error: the run's {what} differ from this checkout's: {', '.join(diff)}")
+
+
+def import_run(run: Path, name: str, adapter: Path) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    check_same("code files", manifest["code"], code_hashes(ROOT))
+    shutil.copy2(run / "params.yaml", ROOT / "params.yaml")
+    sh("dvc", "repro", "split")
+    check_same("data splits", manifest["splits"], split_hashes(ROOT))
+    for out, src in (("metrics", run / "metrics"), ("models/adapter", adapter)):
+        shutil.rmtree(ROOT / out, ignore_errors=True)
+        shutil.copytree(src, ROOT / out)
+    sh("dvc", "commit", "--force", "--quiet")
+    sh("dvc", "exp", "save", "--force", "--name", name, "--message",
+       f"{name}: run on {manifest['device']} by bench/sweep.py, imported by bench/gpu_import.py")
+    print(f"{name}: saved as a DVC experiment ({manifest['device']}, {' '.join(manifest['overrides'])})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("packs", type=Path, help="folder with the .tgz packs bench/sweep.py wrote")
+    ap.add_argument("names", nargs="*", help="runs to import (default: every pack there)")
+    args = ap.parse_args()
+    names = args.names or sorted({p.name.split(".tgz")[0] for p in args.packs.glob("*.tgz*")})
+    if sh("git", "status", "--porcelain", "--untracked-files=no").strip():
+        raise SystemExit("error: commit or stash your changes first: `dvc exp save` records the whole workspace")
+    tracked_lock = bool(sh("git", "ls-files", "dvc.lock").strip())
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {n: unpack(args.packs, n, Path(tmp)) for n in names}
+        for base in {m["base"] for m in runs.values() if m.get("base")} - set(runs):
+            unpack(args.packs, base, Path(tmp))  # only for its adapter
+        try:
+            for name, manifest in runs.items():
+                import_run(Path(tmp, name), name, Path(tmp, manifest.get("base") or name, "models/adapter"))
+        finally:
+            sh("git", "checkout", "--", "params.yaml", *(["dvc.lock"] if tracked_lock else []))
+            if not tracked_lock:
+                (ROOT / "dvc.lock").unlink(missing_ok=True)
+    print(sh("dvc", "exp", "show", "--no-pager", "--md", "--only-changed"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Run several experiments of the pipeline side by side on one GPU machine that has no DVC, and pack
+each one's outputs so that `bench/gpu_import.py` records it as a DVC experiment here.
+
+    python bench/sweep.py --plan bench/plans/accuracy.yaml --work /tmp/sweep --jobs 8
+    python bench/sweep.py --plan bench/plans/accuracy.yaml --work /tmp/sweep --only NAME \\
+        --set 'evaluate.splits=[val, test, official_test]' --suffix=-final
+
+Each experiment runs the six stage scripts in order, as `dvc repro` would, in its own copy of the
+project (WORK/NAME/) whose params.yaml is this one + the plan's presets + the plan's and --set
+overrides (`dvc exp run -S` syntax). `--suffix` reuses WORK/NAME's data and adapter and reruns
+only what the new overrides change (baseline and evaluate for `evaluate.*`). At these model sizes one
+training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
+Packs go to WORK/out/NAME.tgz, split in 15 MiB parts (.tgz.00, .01, ...) for the transfer back.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from llmclf import params, presets  # noqa: E402
+
+STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
+PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml")  # what a stage run needs
+PART = 15 * 2**20  # under the 16 MiB a file the device transfer brings back
+
+
+def code_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of the files DVC hashes as code deps, so the import can prove the run used this code."""
+    files = [folder / "dvc.yaml", *sorted((folder / "stages").glob("*.py")), *sorted((folder / "llmclf").glob("*.py"))]
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def split_hashes(folder: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted((folder / "data/splits").iterdir())}
+
+
+def load_plan(path: Path) -> dict:
+    plan = params.read_yaml(path)
+    for name, overrides in plan["experiments"].items():
+        if not isinstance(overrides, list):
+            raise SystemExit(f"error: {path}: experiment {name!r} needs a list of key=value overrides")
+    return plan
+
+
+def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | None) -> Path:
+    folder = work / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    if base:  # a re-evaluation: start from the first run's outputs
+        shutil.copytree(work / base, folder, symlinks=True, ignore=shutil.ignore_patterns("run.log", "manifest.json"))
+    else:
+        folder.mkdir(parents=True)
+        for item in PROJECT:
+            src = ROOT / item
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / item)
+    cwd = Path.cwd()
+    os.chdir(folder)  # presets.apply reads presets/ relative to the project root
+    try:
+        presets.apply(plan.get("presets", []), Path("params.yaml"),
+                      [*plan.get("set", []), *plan["experiments"][base or name], *extra])
+    finally:
+        os.chdir(cwd)
+    return folder
+
+
+def run(folder: Path, stages: tuple[str, ...]) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+    seconds, failed = {}, None
+    with open(folder / "run.log", "a", encoding="utf-8") as log:
+        for stage in stages:
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=folder, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+            seconds[stage] = round(time.perf_counter() - start, 1)
+            if done.returncode:
+                failed = stage
+                break
+    return {"stage_seconds": seconds, "failed": failed}
+
+
+def pack(folder: Path, out: Path, adapter: bool) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(f"{folder.name}.tgz*"):
+        old.unlink()
+    archive = out / f"{folder.name}.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in ("params.yaml", "manifest.json", "run.log", "metrics", *(["models/adapter"] if adapter else [])):
+            if (folder / item).exists():
+                tar.add(folder / item, arcname=item)
+    if archive.stat().st_size <= PART:
+        return [archive]
+    parts, data = [], archive.read_bytes()
+    for i in range(0, len(data), PART):
+        part = out / f"{archive.name}.{i // PART:02d}"
+        part.write_bytes(data[i:i + PART])
+        parts.append(part)
+    archive.unlink()
+    return parts
+
+
+def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | None, gpu: str) -> dict:
+    folder = prepare(work, name, plan, extra, base)
+    # evaluate.* params reach the baseline and evaluate stages only (dvc.yaml)
+    stages = ("baseline", "evaluate") if base and all(o.startswith("evaluate.") for o in extra) else STAGES
+    result = {"name": name, "base": base, "presets": plan.get("presets", []),
+              "overrides": [*plan.get("set", []), *plan["experiments"][base or name], *extra],
+              "device": gpu} | run(folder, stages)
+    result["ran"] = list(result["stage_seconds"])
+    if not result["failed"]:
+        result |= {"code": code_hashes(folder), "splits": split_hashes(folder)}
+    (folder / "manifest.json").write_text(json.dumps(result, indent=2) + "\n")
+    # a re-evaluation's adapter is its base run's: the import takes it from there
+    result["packs"] = [p.name for p in pack(folder, work / "out", adapter="train" in result["ran"])]
+    return result
+
+
+def summary_line(work: Path, r: dict) -> str:
+    folder = work / r["name"]
+    if r["failed"]:
+        tail = (folder / "run.log").read_text(errors="replace").strip().splitlines()[-3:]
+        return f"{r['name']}: FAILED in {r['failed']}: " + " | ".join(tail)
+    ev = json.loads((folder / "metrics/eval.json").read_text())
+    tr = json.loads((folder / "metrics/train.json").read_text())
+    accs = ", ".join(f"{s} {v['accuracy']:.4f}" for s, v in ev.items() if isinstance(v, dict) and "accuracy" in v)
+    return (f"{r['name']}: {accs}; train {tr['train_seconds']} s ({tr['train_examples_per_s']} ex/s), "
+            f"stages {r['stage_seconds']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plan", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="one folder per experiment, packs in WORK/out")
+    ap.add_argument("--jobs", type=int, default=4, help="experiments at a time")
+    ap.add_argument("--only", nargs="*", help="plan experiments to run (default: all)")
+    ap.add_argument("--set", nargs="*", default=[], dest="extra", help="more key=value overrides")
+    ap.add_argument("--suffix", default="", help="run as NAME+SUFFIX on top of an earlier NAME run")
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
+                    help="the folder data.source ../shared/... means (presets/local.yaml)")
+    args = ap.parse_args()
+    plan = load_plan(args.plan)
+    names = args.only or list(plan["experiments"])
+    if unknown := set(names) - set(plan["experiments"]):
+        raise SystemExit(f"error: not in {args.plan}: {', '.join(sorted(unknown))}")
+    import torch
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not (args.work / "shared").is_symlink():  # each run's ../shared
+        (args.work / "shared").symlink_to(args.shared.resolve(), target_is_directory=True)
+    print(f"{len(names)} experiments, {args.jobs} at a time, on {gpu}", flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = [pool.submit(experiment, args.work, n + args.suffix, plan, args.extra,
+                               n if args.suffix else None, gpu) for n in names]
+        for f in futures:
+            print(summary_line(args.work, f.result()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
