@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from llmclf import params, presets  # noqa: E402
@@ -64,13 +66,14 @@ def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | Non
         for item in PROJECT:
             src = ROOT / item
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / item)
-    cwd = Path.cwd()
-    os.chdir(folder)  # presets.apply reads presets/ relative to the project root
-    try:
-        presets.apply(plan.get("presets", []), Path("params.yaml"),
-                      [*plan.get("set", []), *plan["experiments"][base or name], *extra])
-    finally:
-        os.chdir(cwd)
+    # PyYAML, not presets.apply's ruamel (not on the GPU machine): the comments go, the values stay
+    raw = params.read_yaml(folder / "params.yaml")
+    for preset in plan.get("presets", []):
+        presets.merge(raw, params.read_yaml(folder / "presets" / f"{preset}.yaml"))
+    for item in [*plan.get("set", []), *plan["experiments"][base or name], *extra]:
+        presets.override(raw, item)
+    params.parse(raw, f"{name}: params.yaml + {plan.get('presets', [])} + overrides")
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return folder
 
 
