@@ -44,7 +44,18 @@ def code_hashes(folder: Path) -> dict[str, str]:
 
 
 def split_hashes(folder: Path) -> dict[str, str]:
-    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted((folder / "data/splits").iterdir())}
+    """sha256 of each split's rows (column names, then one JSON line a row): unlike the Parquet bytes,
+    these do not depend on the pandas and pyarrow versions that wrote the file."""
+    import pandas as pd
+
+    out = {}
+    for f in sorted((folder / "data/splits").glob("*.parquet")):
+        df = pd.read_parquet(f)
+        h = hashlib.sha256(json.dumps(list(df.columns)).encode())
+        for row in df.itertuples(index=False):
+            h.update(json.dumps([v.item() if hasattr(v, "item") else v for v in row], ensure_ascii=False).encode() + b"\n")
+        out[f.name] = h.hexdigest()
+    return out
 
 
 def load_plan(path: Path) -> dict:
