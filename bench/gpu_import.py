@@ -4,13 +4,15 @@
 
 For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data here, which must
 be byte-identical to the run's (sha256 in its manifest), as must the code DVC tracks as stage deps;
-then the run's metrics/ and models/adapter/ take their place, `dvc commit` records them in dvc.lock
+then the run's metrics/ (training curves rebuilt from its log where DVCLive was
+missing) and models/adapter/ take their place, `dvc commit` records them in dvc.lock
 and `dvc exp save -n NAME` makes the experiment (`dvc exp show` lists it). params.yaml and dvc.lock
-are restored afterwards. A run whose pack has no adapter (a re-evaluation) takes its base run's.
+are restored afterwards; the outputs stay as the last run left them (`dvc exp apply NAME` picks one). A run whose pack has no adapter (a re-evaluation) takes its base run's.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import io
 import json
 import os
@@ -20,6 +22,8 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -52,6 +56,31 @@ def check_same(what: str, theirs: dict, ours: dict) -> None:
         raise SystemExit(f"error: the run's {what} differ from this checkout's: {', '.join(diff)}")
 
 
+def rebuild_curves(run: Path) -> None:
+    """The GPU machine has no DVCLive, so the train stage wrote no curves there; rebuild them, in
+    DVCLive's layout, from the Trainer's printed logs in the run's log (4 significant digits)."""
+    text = (run / "run.log").read_text(errors="replace").replace("\r", "\n")
+    logs = [ast.literal_eval(line[line.index("{'"):]) for line in text.splitlines()  # after progress-bar codes
+            if "{'" in line and line.rstrip().endswith("}")]
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    every = params["train"]["logging_steps"]
+    train = [{k: float(v) for k, v in log.items()} for log in logs if "loss" in log]
+    steps_per_epoch = every / train[0]["epoch"]
+    rows: dict[str, list[str]] = {}
+    for i, log in enumerate(train):
+        for key, value in log.items():
+            rows.setdefault(key, []).append(f"{every * (i + 1)}\t{value}")
+    for log in (log for log in logs if "eval_loss" in log):
+        step = round(float(log["epoch"]) * steps_per_epoch)
+        for key, value in log.items():
+            if key.startswith("eval_"):
+                rows.setdefault(f"eval/{key[5:]}", []).append(f"{step}\t{float(value)}")
+    for key, lines in rows.items():
+        tsv = run / "metrics/train/plots/metrics" / f"{key}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"step\t{key.split('/')[-1]}\n" + "\n".join(lines) + "\n")
+
+
 def import_run(run: Path, name: str, adapter: Path, data_check: bool) -> None:
     manifest = json.loads((run / "manifest.json").read_text())
     check_same("code files", manifest["code"], code_hashes(ROOT))
@@ -59,6 +88,8 @@ def import_run(run: Path, name: str, adapter: Path, data_check: bool) -> None:
     sh("dvc", "repro", "split")
     if data_check:
         check_same("data splits", manifest["splits"], split_hashes(ROOT))
+    if not (run / "metrics/train").is_dir():
+        rebuild_curves(run)
     for out, src in (("metrics", run / "metrics"), ("models/adapter", adapter)):
         shutil.rmtree(ROOT / out, ignore_errors=True)
         shutil.copytree(src, ROOT / out)
@@ -87,7 +118,8 @@ def main() -> None:
             for name, manifest in runs.items():
                 import_run(Path(tmp, name), name, Path(tmp, manifest.get("base") or name, "models/adapter"),
                            args.data_check)
-        finally:
+        finally:  # dvc's autostage staged what it touched: the workspace was clean, so unstage all
+            sh("git", "reset", "-q")
             sh("git", "checkout", "--", "params.yaml", *(["dvc.lock"] if tracked_lock else []))
             if not tracked_lock:
                 (ROOT / "dvc.lock").unlink(missing_ok=True)
