@@ -7,7 +7,8 @@ be byte-identical to the run's (sha256 in its manifest), as must the code DVC tr
 then the run's metrics/ (training curves rebuilt from its log where DVCLive was
 missing) and models/adapter/ take their place, `dvc commit` records them in dvc.lock
 and `dvc exp save -n NAME` makes the experiment (`dvc exp show` lists it). params.yaml and dvc.lock
-are restored afterwards; the outputs stay as the last run left them (`dvc exp apply NAME` picks one). A run whose pack has no adapter (a re-evaluation) takes its base run's.
+are restored afterwards; the outputs stay as the last run left them (`dvc exp apply NAME` picks
+one). A re-evaluation's pack has no adapter: it takes its base run's, and its curves.
 """
 from __future__ import annotations
 
@@ -56,13 +57,14 @@ def check_same(what: str, theirs: dict, ours: dict) -> None:
         raise SystemExit(f"error: the run's {what} differ from this checkout's: {', '.join(diff)}")
 
 
-def rebuild_curves(run: Path) -> None:
+def rebuild_curves(run: Path, trained: Path) -> None:
     """The GPU machine has no DVCLive, so the train stage wrote no curves there; rebuild them, in
-    DVCLive's layout, from the Trainer's printed logs in the run's log (4 significant digits)."""
-    text = (run / "run.log").read_text(errors="replace").replace("\r", "\n")
+    DVCLive's layout, from the Trainer's printed logs (4 significant digits) in the log of the run
+    that trained (a re-evaluation's base)."""
+    text = (trained / "run.log").read_text(errors="replace").replace("\r", "\n")
     logs = [ast.literal_eval(line[line.index("{'"):]) for line in text.splitlines()  # after progress-bar codes
             if "{'" in line and line.rstrip().endswith("}")]
-    params = yaml.safe_load((run / "params.yaml").read_text())
+    params = yaml.safe_load((trained / "params.yaml").read_text())
     every = params["train"]["logging_steps"]
     train = [{k: float(v) for k, v in log.items()} for log in logs if "loss" in log]
     steps_per_epoch = every / train[0]["epoch"]
@@ -81,7 +83,7 @@ def rebuild_curves(run: Path) -> None:
         tsv.write_text(f"step\t{key.split('/')[-1]}\n" + "\n".join(lines) + "\n")
 
 
-def import_run(run: Path, name: str, adapter: Path, data_check: bool) -> None:
+def import_run(run: Path, name: str, trained: Path, data_check: bool) -> None:
     manifest = json.loads((run / "manifest.json").read_text())
     check_same("code files", manifest["code"], code_hashes(ROOT))
     shutil.copy2(run / "params.yaml", ROOT / "params.yaml")
@@ -89,8 +91,8 @@ def import_run(run: Path, name: str, adapter: Path, data_check: bool) -> None:
     if data_check:
         check_same("data splits", manifest["splits"], split_hashes(ROOT))
     if not (run / "metrics/train").is_dir():
-        rebuild_curves(run)
-    for out, src in (("metrics", run / "metrics"), ("models/adapter", adapter)):
+        rebuild_curves(run, trained)
+    for out, src in (("metrics", run / "metrics"), ("models/adapter", trained / "models/adapter")):
         shutil.rmtree(ROOT / out, ignore_errors=True)
         shutil.copytree(src, ROOT / out)
     sh("dvc", "commit", "--force", "--quiet")
@@ -116,8 +118,7 @@ def main() -> None:
             unpack(args.packs, base, Path(tmp))  # only for its adapter
         try:
             for name, manifest in runs.items():
-                import_run(Path(tmp, name), name, Path(tmp, manifest.get("base") or name, "models/adapter"),
-                           args.data_check)
+                import_run(Path(tmp, name), name, Path(tmp, manifest.get("base") or name), args.data_check)
         finally:  # dvc's autostage staged what it touched: the workspace was clean, so unstage all
             sh("git", "reset", "-q")
             sh("git", "checkout", "--", "params.yaml", *(["dvc.lock"] if tracked_lock else []))
