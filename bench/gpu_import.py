@@ -3,8 +3,8 @@
     python bench/gpu_import.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... there
 
 For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data here, which must
-be byte-identical to the run's (sha256 in its manifest), as must the code DVC tracks as stage deps;
-then the run's metrics/ (training curves rebuilt from its log where DVCLive was
+have the same rows as the run's (sha256 in its manifest), and the code DVC tracks as stage deps
+the same bytes; then the run's metrics/ (training curves rebuilt from its log where DVCLive was
 missing) and models/adapter/ take their place, `dvc commit` records them in dvc.lock
 and `dvc exp save -n NAME` makes the experiment (`dvc exp show` lists it). params.yaml and dvc.lock
 are restored afterwards; the outputs stay as the last run left them (`dvc exp apply NAME` picks
