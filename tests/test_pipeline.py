@@ -1,5 +1,6 @@
 """End to end: `dvc repro` of all six stages on real AG News rows and a tiny model, in a temporary
-copy of the repo; then experiments rerun exactly the stages their params reach."""
+copy of the repo; a fresh clone restores the results from a DVC remote; experiments rerun exactly
+the stages their params reach and travel through the git and DVC remotes."""
 import json
 import os
 import re
@@ -10,7 +11,9 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -24,6 +27,7 @@ pytestmark = [
 
 
 FAKE_TOKEN = "hf_" + secrets.token_hex(16)  # planted in every command's environment; must reach no output
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -35,6 +39,11 @@ def run(cmd: list[str], cwd: Path) -> str:
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
+
+
+def out_md5(lock: str, stage: str, path: str) -> str:
+    """The hash dvc.lock (its text) records for one output of a stage."""
+    return next(o["md5"] for o in yaml.safe_load(lock)["stages"][stage]["outs"] if o["path"] == path)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +65,24 @@ def repo(tmp_path_factory, tiny_model) -> Path:
     params["evaluate"] = {"batch_size": 64, "splits": ["test", "official_test"]}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "init", "--allow-empty"], dest)
+    run([*GIT, "commit", "-qam", "init", "--allow-empty"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], dest)
+    run([*GIT, "commit", "-qm", "project"], dest)
     return dest
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> SimpleNamespace:
+    """Where the repo is shared: a DVC remote (a local folder), a bare git remote, and a teammate's clone."""
+    root = tmp_path_factory.mktemp("shared")
+    return SimpleNamespace(storage=root / "dvc-storage", origin=root / "origin.git", clone=root / "clone")
+
+
+def adapter_logits(adapter: Path, texts: list[str]) -> np.ndarray:
+    from llmclf import inference, modeling
+
+    model, tok, _ = modeling.load_adapter(adapter)
+    return inference.predict_logits(model, tok, texts, batch_size=64, max_length=64)
 
 
 def test_repro_runs_all_stages_and_repeats_exactly(repo):
@@ -84,11 +107,9 @@ def test_repro_runs_all_stages_and_repeats_exactly(repo):
     eval_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     forced = run(["dvc", "repro", "--force"], repo)
     assert stages_run(forced) == ["fetch", "sample", "split", "baseline", "train", "evaluate"]
-    new_lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    old_lock = yaml.safe_load(lock)["stages"]
+    new_lock, old_lock = (repo / "dvc.lock").read_text(), lock
     for stage, out in [("fetch", "data/raw"), ("sample", "data/sampled.parquet"), ("split", "data/splits")]:
-        md5 = lambda lk: next(o["md5"] for o in lk[stage]["outs"] if o["path"] == out)  # noqa: E731
-        assert md5(new_lock) == md5(old_lock), out
+        assert out_md5(new_lock, stage, out) == out_md5(old_lock, stage, out), out
     again_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     for split, scores in eval_metrics.items():
         for key, value in scores.items():
@@ -101,11 +122,37 @@ def test_repro_runs_all_stages_and_repeats_exactly(repo):
     assert "is up to date" in run(["dvc", "status"], repo) or "up to date" in again
     assert (repo / "dvc.lock").read_text() == lock
     run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "results"], repo)
+    run([*GIT, "commit", "-qm", "results"], repo)
+    assert run(["git", "status", "--porcelain"], repo) == ""  # every output is committed or ignored
+
+
+def test_a_fresh_clone_pulls_data_and_adapter_from_the_dvc_remote(repo, shared):
+    """The README's round trip: metrics travel with git, data/ and models/adapter/ through the DVC remote."""
+    run(["dvc", "remote", "add", "-d", "storage", str(shared.storage)], repo)
+    run([*GIT, "commit", "-qm", "DVC remote", ".dvc/config"], repo)
+    run(["dvc", "push"], repo)
+    run(["git", "init", "-q", "--bare", str(shared.origin)], repo)
+    run(["git", "remote", "add", "origin", str(shared.origin)], repo)
+    run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], repo)
+    clone = shared.clone
+    run(["git", "clone", "-q", "-b", "main", str(shared.origin), str(clone)], repo)
+
+    assert not (clone / "data" / "splits").exists() and not (clone / "models" / "adapter").exists()
+    metrics = run(["dvc", "metrics", "show", "--json"], clone)  # no download needed
+    assert "balanced_accuracy" in metrics and metrics == run(["dvc", "metrics", "show", "--json"], repo)
+
+    run(["dvc", "pull"], clone)
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], clone)
+    assert stages_run(run(["dvc", "repro"], clone)) == []
+    assert run(["git", "status", "--porcelain"], clone) == ""  # dvc.lock and metrics untouched
+
+    texts = pd.read_parquet(clone / "data" / "splits" / "test.parquet")["text"].tolist()
+    original, restored = (adapter_logits(r / "models" / "adapter", texts) for r in (repo, clone))
+    assert original.shape == (60, 4) and np.array_equal(original, restored)
 
 
 def test_experiments_rerun_only_the_stages_their_params_reach(repo):
-    out = run(["dvc", "exp", "run", "-S", "lora.r=8"], repo)
+    out = run(["dvc", "exp", "run", "-n", "lora-r8", "-S", "lora.r=8"], repo)
     assert stages_run(out) == ["train", "evaluate"]
     diff = run(["dvc", "metrics", "diff", "--all"], repo)
     assert "test.accuracy" in diff and "test.balanced_accuracy" in diff and "train_loss" in diff
@@ -116,6 +163,22 @@ def test_experiments_rerun_only_the_stages_their_params_reach(repo):
     assert stages_run(out) == ["sample", "split"]
     counts = pd.read_parquet(repo / "data" / "splits" / "train.parquet")["label"].value_counts()
     assert counts.to_dict() == {0: 30, 1: 30, 2: 30, 3: 30}
+
+
+def test_experiments_are_shared_through_the_git_and_dvc_remotes(repo, shared):
+    run(["dvc", "exp", "push", "origin", "lora-r8"], repo)
+    clone = shared.clone
+    run(["dvc", "exp", "pull", "origin", "lora-r8"], clone)
+    shown = run(["dvc", "exp", "show", "--no-pager", "--csv"], clone)
+    row = next(line for line in shown.splitlines() if line.startswith("lora-r8,"))
+    assert row in run(["dvc", "exp", "show", "--no-pager", "--csv"], repo).splitlines()  # same metrics and params
+
+    head_lock = (clone / "dvc.lock").read_text()
+    run(["dvc", "exp", "apply", "lora-r8"], clone)
+    assert yaml.safe_load((clone / "params.yaml").read_text())["lora"]["r"] == 8
+    exp_lock = (clone / "dvc.lock").read_text()
+    assert out_md5(exp_lock, "train", "models/adapter") != out_md5(head_lock, "train", "models/adapter")
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], clone)  # its adapter came with it
 
 
 def test_predict_export_and_report_on_the_pipeline_outputs(repo):
