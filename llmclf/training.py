@@ -73,7 +73,8 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,
         eval_strategy=strategy, save_strategy=strategy, load_best_model_at_end=train.eval_each_epoch,
         metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
-        save_only_model=False, bf16=bf16,  # optimizer and scheduler state too: checkpoints resume seed=seed, data_seed=seed, report_to="none", disable_tqdm=False,
+        save_only_model=False,  # optimizer and scheduler state too: checkpoints resume
+        bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False,
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if train.group_by_length:  # the option's name changed within transformers 5

@@ -75,6 +75,14 @@ def test_class_weights_setting():
         training.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.25] * 4, 4)
 
 
+def test_training_args_follow_params(tmp_path):
+    train = Train(lr=2e-4, batch_size=4, epochs=2, warmup_ratio=0.5, lr_scheduler="cosine", logging_steps=3)
+    args = training.training_args(train, str(tmp_path), n_train=10, bf16=False, seed=7)
+    assert (args.seed, args.data_seed, args.learning_rate, args.per_device_train_batch_size) == (7, 7, 2e-4, 4)
+    assert args.warmup_steps == 3 and args.lr_scheduler_type == "cosine" and args.logging_steps == 3  # 0.5 * 3 * 2
+    assert args.report_to in ("none", [], ["none"]) and not args.save_only_model
+
+
 def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(tiny_model, tmp_path):
     p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64),
                quant=Quant(mode="nf4"), lora=Lora(target_modules="all-linear"),
