@@ -1,9 +1,12 @@
-"""The benchmark's params handling (its GPU runs cannot happen in CI)."""
+"""The benchmarks' logic (their GPU runs cannot happen in CI)."""
 import importlib.util
+import json
+import subprocess
+import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, SHARED_AG_NEWS
 from llmclf.params import ParamsError
 
 
@@ -40,3 +43,25 @@ def test_table_lists_each_recipe(bench):
     lines = text.splitlines()
     assert len(lines) == 4 and "| tutorial | 0.25 | 0.9 | 0.26 | 0.89 |" in lines[2]
     assert lines[3].startswith("| project (gpu train.lr=3e-4) |")
+
+
+def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_path):
+    """bench/llama8b.py's code path (build, save, load + quantize, LoRA, train, predict) on the CPU,
+    with a 2-layer shape instead of Llama-3-8B's; its GPU numbers come from a real run."""
+    if not SHARED_AG_NEWS.is_dir():
+        pytest.skip(f"no AG News copy at {SHARED_AG_NEWS}")
+    out = tmp_path / "llama8b.json"
+    cmd = [sys.executable, "bench/llama8b.py", "--shape", "tiny", "--steps", "3", "--warmup", "1", "--infer", "40",
+           "--settings", "tutorial", "project", "--tokenizer", str(tiny_model), "--model-dir", str(tmp_path / "m"),
+           "--train-csv", str(SHARED_AG_NEWS / "train.csv"), "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["num_hidden_layers"] == 2
+    assert [r["setting"] for r in result["results"]] == ["tutorial", "project"]
+    tutorial, project = result["results"]
+    assert (tutorial["batch_size"], tutorial["gradient_checkpointing"]) == (8, True)
+    assert (project["batch_size"], project["gradient_checkpointing"]) == (32, False)  # presets/gpu.yaml
+    for r in result["results"]:
+        assert r["train_steps_timed"] == 2 and r["train_examples_per_s"] > 0 and r["inference_examples_per_s"] > 0
+        assert r["train_tokens_per_s"] > r["train_examples_per_s"]  # several tokens a row

@@ -1,0 +1,175 @@
+"""Llama-3-8B's shape through this project's QLoRA path on one GPU, to size memory and time at the
+tutorial's real scale. Llama-3-8B's weights cannot be had offline, its shape can: random bf16
+weights (accuracy means nothing and is not reported), AG News texts as inputs.
+
+    bash bench/gpu_run.sh py bench/llama8b.py --out $OUT/llama8b.json
+
+1. Build LlamaForSequenceClassification with Llama-3-8B's config (32 layers, hidden 4096, 32 heads
+   / 8 KV heads, intermediate 14336, vocab 128256, rope theta 500000) and 4 labels, random bf16
+   weights on the GPU; save it as safetensors with the SmolLM2 tokenizer (its ids, < 49,152, are
+   valid ids of the 128,256-token vocabulary, and its texts give AG News lengths).
+2. For each setting, in one process: load it through `modeling.load_classifier` (nf4 with double
+   quant on load: the time is "load and quantize"), `modeling.add_lora`, train a fixed number of
+   steps with `training.make_trainer`, then predict. Speeds skip the first steps (warm-up).
+   - tutorial: batch 8, gradient checkpointing, max_length 512, its 32-row 4-bit inference loop;
+   - project: presets/gpu.yaml (batch 32, no checkpointing, length-grouped), dense inference in
+     sorted batches of 256;
+   - project-checkpointing: the same with gradient checkpointing on, for smaller cards.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from transformers import LlamaConfig, LlamaForSequenceClassification, TrainerCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from benchmark import device_name, project_params, sync, tutorial_predict  # noqa: E402
+from llmclf import data, inference, modeling, params, training  # noqa: E402
+
+LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
+                 intermediate_size=14336, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
+                 rms_norm_eps=1e-5, hidden_act="silu", tie_word_embeddings=False)
+SHAPES = {"llama3-8b": LLAMA3_8B,  # tiny: the same code on a CPU in seconds (tests/test_bench.py)
+          "tiny": dict(LLAMA3_8B, num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                       num_key_value_heads=2, intermediate_size=128, vocab_size=49152)}
+CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
+SETTINGS = {
+    "tutorial": ([], ["train.batch_size=8", "train.gradient_checkpointing=true", "evaluate.batch_size=32"]),
+    "project": (["gpu"], []),
+    "project-checkpointing": (["gpu"], ["train.gradient_checkpointing=true"]),
+}
+
+
+def gib(value: int) -> float:
+    return round(value / 2**30, 2)
+
+
+def peak() -> int:
+    return torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0
+
+
+def reset_peak() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
+    start = time.perf_counter()
+    config = LlamaConfig(**shape, num_labels=len(CLASSES), pad_token_id=2)
+    torch.set_default_dtype(torch.bfloat16)  # random init straight in bf16: no 32 GB float32 copy
+    try:
+        with modeling.device():
+            model = LlamaForSequenceClassification(config)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    params_b = sum(p.numel() for p in model.parameters()) / 1e9
+    model.save_pretrained(folder)
+    for f in [*tokenizer.glob("tokenizer*"), *tokenizer.glob("special_tokens_map.json")]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    del model
+    reset_peak()
+    return {"parameters_billion": round(params_b, 3), "build_and_save_seconds": round(time.perf_counter() - start, 1)}
+
+
+class StepClock(TrainerCallback):
+    """Wall time of each optimizer step, synchronized, so warm-up steps can be left out."""
+
+    def __init__(self):
+        self.times = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        sync()
+        self.times.append(time.perf_counter())
+
+
+def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int) -> dict:
+    presets_, overrides = SETTINGS[name]
+    raw = project_params(presets_, [f"model.name={folder}", "train.eval_each_epoch=false",
+                                    "train.checkpoint_steps=0", *overrides])
+    p = params.parse(raw)
+    reset_peak()
+    start = time.perf_counter()
+    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=p.base.seed)
+    sync()
+    load_s = time.perf_counter() - start
+    after_load = peak()
+    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
+
+    n = steps * p.train.batch_size
+    rows = training.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
+    clock = StepClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        args = training.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.base.seed)
+        trainer = training.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
+                                        callbacks=[clock])
+        trainer.train()
+    timed = rows[warmup * p.train.batch_size:]
+    train_s = clock.times[-1] - clock.times[warmup - 1]
+    train_peak = peak()
+    out = {"setting": name, "presets": presets_, "overrides": overrides,
+           "batch_size": p.train.batch_size, "gradient_checkpointing": p.train.gradient_checkpointing,
+           "load_and_quantize_seconds": round(load_s, 1), "memory_after_load_gib": gib(after_load),
+           "train_steps_timed": steps - warmup,
+           "train_examples_per_s": round(len(timed) / train_s, 2),
+           "train_tokens_per_s": round(sum(len(r["input_ids"]) for r in timed) / train_s, 1),
+           "train_peak_gpu_memory_gib": gib(train_peak)}
+
+    infer = texts[n:n + n_infer]
+    model.eval()
+    reset_peak()
+    if name == "tutorial":  # its loop: 32 rows at a time in data order, on the 4-bit model with LoRA
+        tutorial_predict(model, tok, infer[:32])  # warm-up
+        _, secs = tutorial_predict(model, tok, infer)
+    else:
+        model = modeling.dense_for_inference(model)
+        inference.predict_logits(model, tok, infer[:p.evaluate.batch_size], p.evaluate.batch_size, p.model.max_length)
+        sync()
+        start = time.perf_counter()
+        inference.predict_logits(model, tok, infer, p.evaluate.batch_size, p.model.max_length)
+        secs = time.perf_counter() - start
+    out |= {"inference_examples_per_s": round(len(infer) / secs, 1),
+            "inference_peak_gpu_memory_gib": gib(peak())}
+    del model, trainer
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tokenizer", type=Path, default=Path("/tmp/llmclf-gpu/tokenizer"))
+    ap.add_argument("--train-csv", type=Path, default=Path("/tmp/llmclf-gpu/shared/ag_news/train.csv"))
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
+    ap.add_argument("--steps", type=int, default=30, help="optimizer steps per setting")
+    ap.add_argument("--warmup", type=int, default=5, help="first steps left out of the speeds")
+    ap.add_argument("--infer", type=int, default=1024, help="rows to predict")
+    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/llama3-8b-shape"))
+    ap.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
+    args = ap.parse_args()
+    frame = data.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
+    texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    result = {"device": device_name(), "torch": torch.__version__,
+              "transformers": __import__("transformers").__version__, "shape": args.shape, "config": SHAPES[args.shape]}
+    if not (args.model_dir / "config.json").is_file():
+        result |= build(args.model_dir, args.tokenizer, SHAPES[args.shape])
+    result["results"] = []
+    for name in args.settings:
+        result["results"].append(run_setting(name, args.model_dir, texts, labels, args.steps, args.warmup, args.infer))
+        args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each: a timeout keeps the rest
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
