@@ -112,7 +112,11 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
             kwargs["train_sampling_strategy"] = "group_by_length"
         else:
             kwargs["group_by_length"] = True
-    return TrainingArguments(**kwargs)
+    args = TrainingArguments(**kwargs)
+    # One process trains on one GPU. Left alone, the Trainer would use every visible GPU (DataParallel,
+    # or for a 4-bit model one GPU with the batch multiplied by their count); more GPUs: train.num_processes.
+    args._n_gpu = min(args.n_gpu, 1)
+    return args
 
 
 def on_main_process(fn, *args):
