@@ -75,6 +75,8 @@ def relaunch(num_processes: int) -> None:
     gloo (its --cpu would need MPI); port 0 takes a free port, so parallel experiments do not collide."""
     if num_processes == 1 or "LOCAL_RANK" in os.environ:
         return
+    if torch.cuda.is_available() and num_processes > torch.cuda.device_count():
+        raise UserError(f"train.num_processes {num_processes}: only {torch.cuda.device_count()} GPU(s) on this machine")
     os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                               "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
                               "--dynamo_backend", "no", "--main_process_port", "0", *sys.argv])
@@ -93,7 +95,7 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
     """Also sets up the processes when launched for DDP: the args' device is this process's GPU."""
     strategy = "epoch" if train.eval_each_epoch else "no"
     steps = math.ceil(n_train / train.batch_size) * math.ceil(train.epochs)
-    use_cpu = not torch.cuda.is_available()  # besides CPU-only runs: DDP over gloo when launched without GPUs
+    use_cpu = not torch.cuda.is_available()  # say so: processes launched without GPUs then train together over gloo
     batch, eval_batch = per_device_batches(train, PartialState(cpu=use_cpu).num_processes)
     kwargs = dict(
         output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=batch,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 from safetensors import safe_open
 
@@ -107,6 +108,10 @@ def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(m
     training.relaunch(2)
     assert calls[0][1:3] == ["-m", "accelerate.commands.launch"] and calls[0][-1] == "stages/train.py"
     assert calls[0][calls[0].index("--num_processes") + 1] == "2"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(UserError, match=r"train.num_processes 2: only 1 GPU\(s\) on this machine"):
+        training.relaunch(2)
     monkeypatch.setenv("LOCAL_RANK", "0")  # a process the launcher started
     training.relaunch(2)
     assert len(calls) == 1
