@@ -3,6 +3,7 @@
 #   bash bench/gpu_run.sh receive N          # carry .gpu/N; calls back to back, N = 1, 2, ...;
 #                                            # the last piece checks the whole and unpacks it
 #   bash bench/gpu_run.sh bench [args]       # bench/benchmark.py on the AG News splits
+#   bash bench/gpu_run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
 #   bash bench/gpu_run.sh sweep [args]       # bench/sweep.py in the background (outlives the call)
 #   bash bench/gpu_run.sh wait SECONDS       # until the sweep ends or SECONDS pass; its log's tail
 #   bash bench/gpu_run.sh fetch PATTERN      # copy sweep packs matching PATTERN to $OUT
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 STAGE=/tmp/llmclf-gpu
 SWEEP=$STAGE/sweep
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
 cmd=${1:-}; shift || true
 case "$cmd" in
   receive)
@@ -26,12 +28,13 @@ case "$cmd" in
     else
       echo "received piece $n"
     fi;;
-  bench)
+  bench|multigpu)
     python3 -m llmclf.presets local >/dev/null   # data.source: ../shared/ag_news
     ln -sfn "$STAGE/shared" ../shared 2>/dev/null || true
     for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    python3 bench/benchmark.py "$@";;
+    script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py
+    python3 "$script" "$@";;
   sweep)
     mkdir -p "$SWEEP"
     setsid nohup python3 bench/sweep.py --work "$SWEEP" --shared "$STAGE/shared" "$@" \
@@ -47,5 +50,5 @@ case "$cmd" in
     for f in "$SWEEP"/out/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
   py)
     python3 "$@";;
-  *) echo "usage: $0 receive N | bench [args] | sweep [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
+  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
 esac

@@ -60,8 +60,10 @@ def _no_cpu_bf16_repack(model) -> None:
             m.support_avx512bf16_for_cpu = False
 
 
-def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0):
-    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer."""
+def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0, on: torch.device | None = None):
+    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer. All of it on
+    one device, `on` (default: the GPU if any): under DDP each process's own GPU (a 4-bit model is not moved)."""
+    on = on or device()
     path = basemodel.resolve(model.name)
     dtype = compute_dtype(model)
     tok = load_tokenizer(path, model.trust_remote_code)
@@ -70,7 +72,7 @@ def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 
         clf = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=len(classes), id2label=dict(enumerate(classes)),
             label2id={c: i for i, c in enumerate(classes)}, quantization_config=quant_config(quant, dtype),
-            dtype=dtype, device_map={"": device()}, attn_implementation=model.attn_implementation,
+            dtype=dtype, device_map={"": on}, attn_implementation=model.attn_implementation,
             trust_remote_code=model.trust_remote_code, use_safetensors=not model.allow_pickle_weights)
     except OSError as e:
         hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
@@ -79,7 +81,7 @@ def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 
         raise basemodel.ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
     clf.config.pad_token_id = tok.pad_token_id
     clf.config.use_cache = False
-    if quant.mode in ("nf4", "fp4") and device().type == "cpu":
+    if quant.mode in ("nf4", "fp4") and on.type == "cpu":
         _no_cpu_bf16_repack(clf)
     return clf, tok
 

@@ -76,7 +76,7 @@ class Lora(_Group):
 
 class Train(_Group):
     lr: PosFloat = 1e-4
-    batch_size: PosInt = 8
+    batch_size: PosInt = 8  # the effective batch: split over the processes when there are several
     eval_batch_size: PosInt = 8
     epochs: PosFloat = 1.0
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
@@ -90,6 +90,7 @@ class Train(_Group):
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
     logging_steps: PosInt = 10
     checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
+    num_processes: PosInt = 1  # >1: DDP, one process per GPU of this machine, under `accelerate launch`
 
 
 class Evaluate(_Group):

@@ -5,7 +5,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from accelerate import PartialState
+from accelerate.utils import broadcast_object_list
 from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
                           TrainingArguments)
 
+from .errors import UserError
 from .params import Train
 
 
@@ -63,18 +68,45 @@ def resolve_class_weights(train: Train, auto_weights: list[float], n_classes: in
     return list(train.class_weights)
 
 
+def relaunch(num_processes: int) -> None:
+    """Replace this process by `accelerate launch` of the same script on `num_processes` processes (DDP),
+    unless that is one or the script already runs under a launcher (accelerate and torchrun set LOCAL_RANK).
+    --multi_gpu is accelerate's torchrun launcher: on a machine without GPUs it runs CPU processes over
+    gloo (its --cpu would need MPI); port 0 takes a free port, so parallel experiments do not collide."""
+    if num_processes == 1 or "LOCAL_RANK" in os.environ:
+        return
+    if torch.cuda.is_available() and num_processes > torch.cuda.device_count():
+        raise UserError(f"train.num_processes {num_processes}: only {torch.cuda.device_count()} GPU(s) on this machine")
+    os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+                              "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+                              "--dynamo_backend", "no", "--main_process_port", "0", *sys.argv])
+
+
+def per_device_batches(train: Train, world_size: int) -> tuple[int, int]:
+    """train.batch_size is the effective batch whatever the number of processes: each takes its share.
+    (Evaluation batches only change speed: rounded up.)"""
+    if train.batch_size % world_size:
+        raise UserError(f"train.batch_size {train.batch_size} does not split evenly over {world_size} processes; "
+                        f"use a multiple of {world_size}")
+    return train.batch_size // world_size, math.ceil(train.eval_batch_size / world_size)
+
+
 def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: int) -> TrainingArguments:
+    """Also sets up the processes when launched for DDP: the args' device is this process's GPU."""
     strategy = "epoch" if train.eval_each_epoch else "no"
     steps = math.ceil(n_train / train.batch_size) * math.ceil(train.epochs)
+    use_cpu = not torch.cuda.is_available()  # say so: processes launched without GPUs then train together over gloo
+    batch, eval_batch = per_device_batches(train, PartialState(cpu=use_cpu).num_processes)
     kwargs = dict(
-        output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.eval_batch_size, num_train_epochs=train.epochs,
+        output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=batch,
+        per_device_eval_batch_size=eval_batch, num_train_epochs=train.epochs,
         weight_decay=train.weight_decay, lr_scheduler_type=train.lr_scheduler,
         warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,
         eval_strategy=strategy, save_strategy=strategy, load_best_model_at_end=train.eval_each_epoch,
         metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
         save_only_model=False,  # optimizer and scheduler state too: checkpoints resume
-        bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False,
+        bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False, use_cpu=use_cpu,
+        ddp_find_unused_parameters=False,  # LoRA and the head all take part in every step: no search each step
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if train.group_by_length:  # the option's name changed within transformers 5
@@ -82,7 +114,17 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
             kwargs["train_sampling_strategy"] = "group_by_length"
         else:
             kwargs["group_by_length"] = True
-    return TrainingArguments(**kwargs)
+    args = TrainingArguments(**kwargs)
+    # One process trains on one GPU. Left alone, the Trainer would use every visible GPU (DataParallel,
+    # or for a 4-bit model one GPU with the batch multiplied by their count); more GPUs: train.num_processes.
+    args._n_gpu = min(args.n_gpu, 1)
+    return args
+
+
+def on_main_process(fn, *args):
+    """fn(*args) run by the main process alone (it may write files); every process gets its result."""
+    result = [fn(*args) if PartialState().is_main_process else None]
+    return broadcast_object_list(result)[0]
 
 
 class CheckpointEvery(TrainerCallback):

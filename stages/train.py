@@ -1,4 +1,6 @@
-"""Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head)."""
+"""Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head).
+With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a share of every batch
+(DDP); the main process alone logs and writes the outputs."""
 import json
 import shutil
 import time
@@ -11,31 +13,35 @@ from llmclf.atomic import atomic_path, write_json
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
 
 p = params.load()
+training.relaunch(p.train.num_processes)
 train_df, val_df = data.read_split("data/splits", "train"), data.read_split("data/splits", "val")
 with open("data/splits/summary.json", encoding="utf-8") as f:
     auto_weights = json.load(f)["class_weights"]
 
-model, tok = modeling.load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed)
+args = training.training_args(p.train, CHECKPOINTS, len(train_df),
+                              bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
+main = args.process_index == 0
+model, tok = modeling.load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed, on=args.device)
 model = modeling.add_lora(model, p.lora, quantized=p.quant.mode != "none",
                           gradient_checkpointing=p.train.gradient_checkpointing)
-model.print_trainable_parameters()
+if main:
+    model.print_trainable_parameters()
 
 train_rows = training.encode(tok, train_df, p.model.max_length)
 val_rows = training.encode(tok, val_df, p.model.max_length)
-args = training.training_args(p.train, CHECKPOINTS, len(train_rows),
-                              bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
-live = training.live_callback("metrics/train")
+live = training.live_callback("metrics/train") if main else None
 trainer = training.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
     class_weights=training.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
     callbacks=[live] if live else [])
 
-# a run killed midway left checkpoints: the same params and data resume from the last one
+# a run killed midway left checkpoints: the same params, data and process count resume from the last one
 stamp = {"params": p.model_dump(include={"base": True, "data": {"classes"}, "model": True, "quant": True,
                                           "lora": True, "train": True}),  # the params dvc.yaml lists for train
-         "train_rows": data.sha256("data/splits/train.parquet"), "val_rows": data.sha256("data/splits/val.parquet")}
-resume = training.resumable(CHECKPOINTS, stamp)
-if resume:
+         "train_rows": data.sha256("data/splits/train.parquet"), "val_rows": data.sha256("data/splits/val.parquet"),
+         "processes": args.world_size}
+resume = training.on_main_process(training.resumable, CHECKPOINTS, stamp)
+if resume and main:
     print(f"train: resuming from the last checkpoint, {resume}")
 start = time.perf_counter()
 result = trainer.train(resume_from_checkpoint=resume)
@@ -46,16 +52,21 @@ summary = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
+    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
+    "processes": args.world_size,
 } | modeling.peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
-    val = trainer.evaluate()
+    val = trainer.evaluate()  # every process scores its share
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),
                 "val_balanced_accuracy": round(val["eval_balanced_accuracy"], 4)}
-if live:
-    live.live.end()
 
-with atomic_path("models/adapter", is_dir=True) as out:
-    modeling.save_adapter(trainer.model, tok, out, p, summary)
-write_json(summary, "metrics/train.json")
-shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-print("train:", summary)
+if main:
+    if live:
+        live.live.end()
+    with atomic_path("models/adapter", is_dir=True) as out:
+        modeling.save_adapter(trainer.model, tok, out, p, summary)
+    write_json(summary, "metrics/train.json")
+    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+    print("train:", summary)
+trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,
+trainer.accelerator.end_training()       # and take the process group down cleanly

@@ -65,3 +65,37 @@ def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_pat
     for r in result["results"]:
         assert r["train_steps_timed"] == 2 and r["train_examples_per_s"] > 0 and r["inference_examples_per_s"] > 0
         assert r["train_tokens_per_s"] > r["train_examples_per_s"]  # several tokens a row
+
+
+@pytest.fixture
+def multigpu(monkeypatch):
+    monkeypatch.chdir(REPO)
+    monkeypatch.syspath_prepend(str(REPO / "bench"))  # it imports benchmark.py beside it
+    spec = importlib.util.spec_from_file_location("multigpu", REPO / "bench" / "multigpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def scaling_run(processes, examples_per_s, test_acc, official_acc, steps=250):
+    return {"processes": processes, "train_examples_per_s": examples_per_s, "train_seconds": 8000 / examples_per_s,
+            "train_steps": steps, "test": {"accuracy": test_acc}, "official_test": {"accuracy": official_acc},
+            "peak_gpu_memory_gib": 5.5, "stage_seconds": {"train": 120.0}, "wall_seconds": 150.0}
+
+
+def test_multigpu_compares_each_run_with_the_first(multigpu):
+    one, two = scaling_run(1, 95.0, 0.8955, 0.8892), scaling_run(2, 180.5, 0.8925, 0.8900)
+    assert multigpu.compare([one, two]) == [{
+        "processes": 2, "against_processes": 1, "scaling": 1.9, "same_steps": True, "meets_targets": True,
+        "accuracy_change_points": {"test": -0.3, "official_test": 0.08}}]
+    slow, worse = scaling_run(2, 160.0, 0.8955, 0.8892), scaling_run(2, 190.0, 0.8895, 0.8892, steps=125)
+    assert multigpu.compare([one, slow])[0]["meets_targets"] is False  # 1.68x
+    lost = multigpu.compare([one, worse])[0]  # 2x, but 0.6 point lost, and half the steps: a doubled batch
+    assert lost["accuracy_change_points"]["test"] == -0.6 and not lost["same_steps"] and not lost["meets_targets"]
+
+
+def test_multigpu_table_has_a_row_per_run(multigpu):
+    lines = multigpu.table([scaling_run(1, 95.0, 0.8955, 0.8892), scaling_run(2, 180.5, 0.8925, 0.89)]).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith("| 1 | 95.0 | 1.0 |") and lines[3].startswith("| 2 | 180.5 | 1.9 |")
+    assert "| 0.8925 | 0.89 | 5.5 | 120.0 | 150.0 |" in lines[3]

@@ -30,8 +30,8 @@ FAKE_TOKEN = "hf_" + secrets.token_hex(16)  # planted in every command's environ
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-def run(cmd: list[str], cwd: Path) -> str:
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN}
+def run(cmd: list[str], cwd: Path, **env: str) -> str:
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN} | env
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -149,6 +149,33 @@ def test_a_fresh_clone_pulls_data_and_adapter_from_the_dvc_remote(repo, shared):
     texts = pd.read_parquet(clone / "data" / "splits" / "test.parquet")["text"].tolist()
     original, restored = (adapter_logits(r / "models" / "adapter", texts) for r in (repo, clone))
     assert original.shape == (60, 4) and np.array_equal(original, restored)
+
+
+def test_queued_experiments_run_two_at_a_time(repo):
+    """Two queued experiments, run at once by two queue workers in copies under .dvc/tmp/exps (params.yaml
+    holds absolute paths to the data and the tiny model, so they resolve there too): each reruns train and
+    evaluate only, from the committed pipeline's cache, and ends with metrics."""
+    for r in (4, 32):  # values no other test runs: the run cache would skip the training of one it ran
+        run(["dvc", "exp", "run", "--queue", "-S", f"lora.r={r}"], repo)
+    try:
+        run(["dvc", "queue", "start", "-j", "2"], repo, OMP_NUM_THREADS="1")  # two at once on 2 cores: a thread each
+        deadline = time.monotonic() + 600
+        while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], repo)):
+            assert time.monotonic() < deadline, "the queued experiments did not finish within 10 minutes"
+            time.sleep(2)
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo))
+    exps = {e["revs"][0]["data"]["params"]["params.yaml"]["data"]["lora"]["r"]: e
+            for rev in shown for e in rev.get("experiments") or []}
+    assert set(exps) == {4, 32}, exps.keys()
+    for r, exp in exps.items():
+        assert exp["executor"]["state"] == "success", (r, exp["executor"])
+        assert stages_run(Path(exp["executor"]["local"]["log"]).read_text()) == ["train", "evaluate"]
+        metrics = exp["revs"][0]["data"]["metrics"]
+        assert 0 <= metrics["metrics/eval.json"]["data"]["test"]["accuracy"] <= 1
+        assert metrics["metrics/train.json"]["data"]["processes"] == 1
+    assert run(["git", "status", "--porcelain"], repo) == ""  # the workspace is left as it was
 
 
 def test_experiments_rerun_only_the_stages_their_params_reach(repo):
