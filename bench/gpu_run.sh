@@ -29,8 +29,12 @@ case "$cmd" in
       echo "received piece $n"
     fi;;
   bench|multigpu)
-    python3 -m llmclf.presets local >/dev/null   # data.source: ../shared/ag_news
-    ln -sfn "$STAGE/shared" ../shared 2>/dev/null || true
+    # in a copy under $STAGE: a later call re-syncs the repo folder and would delete outputs mid-run
+    rm -rf "$STAGE/project" && mkdir -p "$STAGE/project"
+    cp -r llmclf stages presets bench params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
+    export PYTHONPATH="$STAGE/site:$PWD"
+    python3 -c "import yaml; p = yaml.safe_load(open('params.yaml')); p['data']['source'] = '../shared/ag_news'
+open('params.yaml', 'w').write(yaml.safe_dump(p, sort_keys=False))"   # as presets/local.yaml (no ruamel there)
     for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py
