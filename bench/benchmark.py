@@ -139,8 +139,13 @@ def project_params(preset_names: list[str], overrides: list[str]) -> dict:
     return raw
 
 
+# the tutorial has no TF-IDF or zero-shot baseline: leave them out (unless --set turns them on) so
+# wall times compare like with like
+NO_EXTRA_BASELINES = ["baseline.tfidf=false", "baseline.zero_shot=false"]
+
+
 def run_project(preset_names: list[str], overrides: list[str]) -> dict:
-    raw = project_params(preset_names, overrides)
+    raw = project_params(preset_names, NO_EXTRA_BASELINES + overrides)
     saved = params.PARAMS_FILE.read_text(encoding="utf-8")
     wall = time.perf_counter()
     try:
@@ -156,7 +161,7 @@ def run_project(preset_names: list[str], overrides: list[str]) -> dict:
     out = {"recipe": "project", "presets": preset_names, "overrides": overrides,
            "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "evaluate")}}
     for split in splits:
-        out[f"baseline_{split}"] = {k: v for k, v in base[split].items() if k != "examples_per_s"}
+        out[f"baseline_{split}"] = {k: v for k, v in base["untrained_head"][split].items() if k != "examples_per_s"}
         out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
     out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("val_accuracy", "val_balanced_accuracy") if k in train}
