@@ -155,7 +155,8 @@ def test_experiments_rerun_only_the_stages_their_params_reach(repo):
 
 def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     (repo / "news.txt").write_text("Stocks rallied as the merger lifted profit forecasts\nThe striker scored twice\n")
-    run(["llmclf", "predict", "news.txt", "-o", "predictions.jsonl"], repo)
+    out = run(["llmclf", "predict", "news.txt", "-o", "predictions.jsonl"], repo)
+    assert "from models/calibration.json" in out  # the evaluate stage's temperature for this adapter
     rows = [json.loads(line) for line in (repo / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [0, 1] and all(r["label"] in r["probs"] for r in rows)
 
