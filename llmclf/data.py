@@ -261,4 +261,3 @@ def read_eval_splits(folder: str | Path, splits: list[str]) -> dict[str, pd.Data
             continue
         frames[split] = read_split(folder, split)
     return frames
-

@@ -37,6 +37,6 @@ def figures(out: Path) -> None:
         write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
 
 
-scores = ev.scores | ({"calibration": fit} if temperature else {}) | modeling.peak_gpu_memory()
+scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | modeling.peak_gpu_memory()
 write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
 calibration.save_temperature(ADAPTER, fit, CALIBRATION)
