@@ -90,11 +90,13 @@ def import_run(run: Path, name: str, trained: Path, data_check: bool) -> None:
     sh("dvc", "repro", "split")
     if data_check:
         check_same("data splits", manifest["splits"], split_hashes(ROOT))
-    if not (run / "metrics/train").is_dir():
+    if not (run / "metrics/train/plots").is_dir():
         rebuild_curves(run, trained)
     for out, src in (("metrics", run / "metrics"), ("models/adapter", trained / "models/adapter")):
         shutil.rmtree(ROOT / out, ignore_errors=True)
         shutil.copytree(src, ROOT / out)
+    if (run / "models/calibration.json").is_file():  # the evaluate stage's temperature, where it has one
+        shutil.copy2(run / "models/calibration.json", ROOT / "models/calibration.json")
     sh("dvc", "commit", "--force", "--quiet")
     sh("dvc", "exp", "save", "--force", "--name", name, "--message",
        f"{name}: run on {manifest['device']} by bench/sweep.py, imported by bench/gpu_import.py")

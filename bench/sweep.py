@@ -109,7 +109,8 @@ def pack(folder: Path, out: Path, adapter: bool) -> list[Path]:
         old.unlink()
     archive = out / f"{folder.name}.tgz"
     with tarfile.open(archive, "w:gz") as tar:
-        for item in ("params.yaml", "manifest.json", "run.log", "metrics", *(["models/adapter"] if adapter else [])):
+        for item in ("params.yaml", "manifest.json", "run.log", "metrics", "models/calibration.json",
+                     *(["models/adapter"] if adapter else [])):
             if (folder / item).exists():
                 tar.add(folder / item, arcname=item)
     if archive.stat().st_size <= PART:

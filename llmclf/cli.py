@@ -17,6 +17,7 @@ import pandas as pd
 from .errors import UserError
 
 ADAPTER = "models/adapter"
+CALIBRATION = "models/calibration.json"  # the evaluate stage's temperature for that adapter
 
 
 def read_texts(source: str, text_column: str) -> pd.DataFrame:
@@ -49,18 +50,17 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
     return pd.DataFrame({"id": ids[keep].to_numpy(), "text": texts[keep].to_numpy()})
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
 def predict(args) -> None:
-    from . import inference, modeling
+    from . import calibration, inference, modeling
 
     rows = read_texts(args.input, args.text_column)
     model, tok, classes = modeling.load_adapter(args.adapter, base=args.base)
+    temperature, note = ((1.0, "not temperature-scaled (--no-calibration)") if args.no_calibration
+                         else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
+                                                           required=args.calibration is not None))
     model = modeling.dense_for_inference(model)
-    probs = softmax(inference.predict_logits(model, tok, rows["text"].tolist(), args.batch_size, args.max_length))
+    logits = inference.predict_logits(model, tok, rows["text"].tolist(), args.batch_size, args.max_length)
+    probs = calibration.probabilities(logits, temperature)
     labels = np.array(classes)[probs.argmax(axis=1)]
     if args.format == "csv":
         out = pd.DataFrame({"id": rows["id"], "label": labels}
@@ -71,7 +71,7 @@ def predict(args) -> None:
                                    "probs": {c: round(float(p), 5) for c, p in zip(classes, ps)}}) + "\n"
                        for i, lab, ps in zip(rows["id"], labels, probs))
     _write(text, args.output)
-    print(f"predict: {len(rows)} texts -> {args.output}", file=sys.stderr)
+    print(f"predict: {len(rows)} texts -> {args.output}; probabilities {note}", file=sys.stderr)
 
 
 def _plain(value):
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--text-column", default="text", help="column (CSV) or field (JSONL) holding the text")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--calibration", help="temperature file written by the evaluate stage (default: "
+                   f"{CALIBRATION} when it was fitted for this adapter; otherwise none is applied)")
+    p.add_argument("--no-calibration", action="store_true", help="the model's own probabilities, no temperature")
     p.set_defaults(run=predict)
     e = sub.add_parser("export", help="merge the adapter into a bf16 copy of its base model")
     e.add_argument("-o", "--output", default="models/merged")

@@ -251,3 +251,13 @@ def read_split(folder: str | Path, split: str) -> pd.DataFrame:
         raise DataError(f"{path}: missing; run `dvc repro split` first")
     return pd.read_parquet(path)
 
+
+def read_eval_splits(folder: str | Path, splits: list[str]) -> dict[str, pd.DataFrame]:
+    """The splits to score; official_test only where the source had a test split."""
+    frames = {}
+    for split in splits:
+        if split == "official_test" and not (Path(folder) / f"{split}.parquet").is_file():
+            print(f"evaluate: no official_test split in {folder} (the source has no test split); skipped")
+            continue
+        frames[split] = read_split(folder, split)
+    return frames

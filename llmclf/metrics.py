@@ -1,10 +1,14 @@
-"""Classification metrics as flat keys (readable `dvc exp show` columns), reports and confusion plots."""
+"""Classification and calibration metrics as flat keys per split (readable `dvc exp show` columns), and reports."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, classification_report,
                              f1_score, precision_recall_fscore_support)
+
+from . import calibration
 
 
 def slug(name: str) -> str:
@@ -32,31 +36,45 @@ def report(y_true, y_pred, classes: list[str]) -> str:
 def predictions_frame(df: pd.DataFrame, logits: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """Per-row predictions, with class names (DVC's confusion plots use the actual/predicted columns)."""
     pred = logits.argmax(axis=1)
-    z = logits - logits.max(axis=1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     names = np.array(classes)
     return pd.DataFrame({"actual": names[df["label"].to_numpy()], "predicted": names[pred],
-                         "label": df["label"].to_numpy(), "pred": pred, "confidence": prob.max(axis=1).round(4)})
+                         "label": df["label"].to_numpy(), "pred": pred,
+                         "confidence": calibration.probabilities(logits).max(axis=1).round(4)})
 
 
-def confusion_figure(runs: dict[str, pd.DataFrame], classes: list[str], path) -> None:
-    """Row-normalised confusion matrices side by side (e.g. baseline vs fine-tuned), saved as PNG."""
-    import matplotlib
+@dataclass
+class Evaluation:
+    """One model's results on the scored splits."""
+    scores: dict[str, dict[str, float]]  # flat metrics of each split
+    preds: dict[str, pd.DataFrame]  # per-row predictions of each split
+    reports: dict[str, str]  # sklearn's classification report of each split
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 4.2), squeeze=False)
-    for ax, (title, df) in zip(axes[0], runs.items()):
-        cm = confusion_matrix(df["label"], df["pred"], labels=range(len(classes)), normalize="true")
-        ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="white" if v > 0.5 else "black")
-        acc = (df["label"] == df["pred"]).mean()
-        ax.set(title=f"{title} (accuracy {acc:.3f})", xlabel="predicted", ylabel="actual",
-               xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes)
-        ax.tick_params(axis="x", rotation=30)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def evaluate(frames: dict[str, pd.DataFrame], logits: dict[str, np.ndarray], classes: list[str],
+             speed: dict[str, float] | None = None, temperature: float | None = None, name: str = "") -> Evaluation:
+    """Scores, predictions and reports of each split from its logits (any per-class scores whose softmax
+    is read as probabilities): the classification metrics, expected calibration error, and with a
+    fitted `temperature` the ECE of the temperature-scaled probabilities too."""
+    ev = Evaluation({}, {}, {})
+    for split, df in frames.items():
+        y = df["label"].to_numpy()
+        ev.preds[split] = predictions_frame(df, logits[split], classes)
+        ev.scores[split] = scores(y, ev.preds[split]["pred"], classes) | {
+            "ece": round(calibration.ece(calibration.probabilities(logits[split]), y), 4)}
+        if temperature is not None:
+            ev.scores[split]["ece_calibrated"] = round(
+                calibration.ece(calibration.probabilities(logits[split], temperature), y), 4)
+        if speed:
+            ev.scores[split]["examples_per_s"] = speed[split]
+        ev.reports[split] = report(y, ev.preds[split]["pred"], classes)
+        s = ev.scores[split]
+        print(f"{name}{split}: accuracy {s['accuracy']:.4f}  balanced accuracy {s['balanced_accuracy']:.4f}  "
+              f"ECE {s['ece']:.4f}  ({len(df)} rows)\n{ev.reports[split]}")
+    return ev
+
+
+def f1_table(runs: dict[str, pd.DataFrame], classes: list[str]) -> pd.DataFrame:
+    """Per-class F1 (rows: classes) of each run's predictions (columns: runs)."""
+    labels = list(range(len(classes)))
+    return pd.DataFrame({name: f1_score(df["label"], df["pred"], labels=labels, average=None, zero_division=0)
+                         for name, df in runs.items()}, index=pd.Index(classes, name="class")).round(4)

@@ -1,17 +1,19 @@
-"""Load the base model as a sequence classifier (quantized as `quant` says), add LoRA, reload adapters."""
+"""Load the base model as a sequence classifier or causal LM (quantized as `quant` says), add LoRA, reload adapters."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BitsAndBytesConfig
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          BitsAndBytesConfig)
 
 from . import basemodel
 from .params import Lora, Model, Quant
 
-# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias.
-HEAD_MODULES = ["score", "classifier"]
+# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
+# list of our own replaces transformers' default one, which holds the language-model head: name it too.
+HEAD_MODULES = ["score", "classifier", "lm_head"]
 ADAPTER_INFO = "llmclf.json"  # what the adapter needs to rebuild its base: model, quant, labels, pad
 
 
@@ -60,30 +62,42 @@ def _no_cpu_bf16_repack(model) -> None:
             m.support_avx512bf16_for_cpu = False
 
 
-def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0, on: torch.device | None = None):
-    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer. All of it on
+def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, on: torch.device | None = None, **kwargs):
+    """The base model through `auto_class`, quantized as `quant` says, and its tokenizer. All of it on
     one device, `on` (default: the GPU if any): under DDP each process's own GPU (a 4-bit model is not moved)."""
     on = on or device()
     path = basemodel.resolve(model.name)
     dtype = compute_dtype(model)
     tok = load_tokenizer(path, model.trust_remote_code)
-    torch.manual_seed(seed)  # the fresh head's initial weights
+    torch.manual_seed(seed)  # weights not in the checkpoint (a fresh head) start from it
     try:
-        clf = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=len(classes), id2label=dict(enumerate(classes)),
-            label2id={c: i for i, c in enumerate(classes)}, quantization_config=quant_config(quant, dtype),
-            dtype=dtype, device_map={"": on}, attn_implementation=model.attn_implementation,
-            trust_remote_code=model.trust_remote_code, use_safetensors=not model.allow_pickle_weights)
+        loaded = auto_class.from_pretrained(
+            path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": on},
+            attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
+            use_safetensors=not model.allow_pickle_weights, **kwargs)
     except OSError as e:
         hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
                 "pickle (.bin) files you trust." if "safetensors" in str(e) else
                 "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")
         raise basemodel.ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
-    clf.config.pad_token_id = tok.pad_token_id
-    clf.config.use_cache = False
+    loaded.config.pad_token_id = tok.pad_token_id
     if quant.mode in ("nf4", "fp4") and on.type == "cpu":
-        _no_cpu_bf16_repack(clf)
+        _no_cpu_bf16_repack(loaded)
+    return loaded, tok
+
+
+def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0, on: torch.device | None = None):
+    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer."""
+    clf, tok = _from_pretrained(AutoModelForSequenceClassification, model, quant, seed, on, num_labels=len(classes),
+                                id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)})
+    clf.config.use_cache = False
     return clf, tok
+
+
+def load_causal_lm(model: Model, quant: Quant):
+    """The base model with its language-model head (for zero-shot prompting), and its tokenizer."""
+    lm, tok = _from_pretrained(AutoModelForCausalLM, model, quant)
+    return lm.eval(), tok
 
 
 def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import yaml
 from .errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -93,6 +93,25 @@ class Train(_Group):
     num_processes: PosInt = 1  # >1: DDP, one process per GPU of this machine, under `accelerate launch`
 
 
+class Baseline(_Group):
+    tfidf: bool = True  # TF-IDF + logistic regression fitted on the train split
+    zero_shot: bool = True  # the causal LM prompted, each class name scored as the answer
+    # {text}: the article (cut to model.max_length tokens); {classes}: the labels, comma-separated
+    zero_shot_prompt: str = ("Classify the news article into one of these categories: {classes}.\n\n"
+                             "Article: {text}\n\nCategory:")
+    # the answer scored for each class, in data.classes order; None: data.classes
+    zero_shot_labels: list[Annotated[str, Field(min_length=1)]] | None = None
+    zero_shot_score: Literal["mean", "sum"] = "mean"  # of the answer's token log-probs; mean: length-normalised
+    zero_shot_chat_template: bool = False  # wrap the prompt in the tokenizer's chat template, if it has one
+
+    @field_validator("zero_shot_prompt")
+    @classmethod
+    def _has_text(cls, prompt: str) -> str:
+        if "{text}" not in prompt:
+            raise ValueError("must contain {text}, where the article goes")
+        return prompt
+
+
 class Evaluate(_Group):
     batch_size: PosInt = 32
     # predict with the 4-bit weights dequantized and LoRA merged: the same function, no per-layer
@@ -100,6 +119,7 @@ class Evaluate(_Group):
     dense_inference: bool = True
     splits: list[Literal["test", "val", "official_test"]] = Field(
         default=["test", "official_test"], min_length=1)
+    temperature_scaling: bool = True  # fit T on the val split's logits; predict divides logits by it
 
 
 class Params(_Group):
@@ -109,6 +129,7 @@ class Params(_Group):
     model: Model = Model()
     quant: Quant = Quant()
     lora: Lora = Lora()
+    baseline: Baseline = Baseline()
     train: Train = Train()
     evaluate: Evaluate = Evaluate()
 
@@ -152,7 +173,7 @@ def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:
         for err in e.errors():
             key = ".".join(str(p) for p in err["loc"])
             got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
             lines.append(f"  {key}: {msg}{got}")
         raise ParamsError(f"{origin}: invalid params\n" + "\n".join(lines)) from None
 

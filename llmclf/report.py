@@ -1,5 +1,5 @@
 """metrics/report.md for a pull request: the workspace's metrics and params against a git revision
-(dvc's own `metrics diff --md` / `params diff --md`), per-class F1 changes and the confusion matrices."""
+(dvc's own `metrics diff --md` / `params diff --md`), per-class F1 changes and the evaluation figures."""
 from __future__ import annotations
 
 import json
@@ -43,14 +43,14 @@ def write(rev: str, output: str) -> None:
         raise UserError(f"{EVAL}: missing; run `dvc repro` first")
     run("git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     new = json.loads(Path(EVAL).read_text(encoding="utf-8"))
-    images = sorted(Path("metrics/eval").glob("confusion_*.png"))
+    images = sorted(Path("metrics/eval").glob("*.png"))  # confusion, per-class F1, reliability per split
     rel = lambda p: os.path.relpath(p, Path(output).parent)  # noqa: E731
     parts = [
         f"# Model report: workspace vs `{rev}`", "",
         "## Metrics", "", run("dvc", "metrics", "diff", rev, "--md") or "No metric changed.", "",
         "## Params", "", run("dvc", "params", "diff", rev, "--md") or "No param changed.", "",
         "## Per-class F1", "", f1_changes(at_rev(rev, EVAL), new), "",
-        "## Confusion matrices (baseline vs fine-tuned, rows normalised)", "",
+        "## Figures: baselines vs fine-tuned (confusion rows normalised), calibration", "",
         *[f"![{p.stem}]({rel(p)})" for p in images], "",
     ]
     write_text("\n".join(parts), output)

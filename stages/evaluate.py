@@ -1,25 +1,42 @@
-"""Stage 6, evaluate: base + trained adapter from disk, scored on the test splits, against the baseline."""
+"""Stage 6, evaluate: base + trained adapter from disk, scored on the test splits against the baselines;
+calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures."""
 from pathlib import Path
 
 import pandas as pd
 
-from llmclf import inference, metrics, modeling, params
-from llmclf.outputs import write_evaluation
+from llmclf import calibration, data, inference, metrics, modeling, params
+from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability
+
+ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
+CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it
 
 p = params.load()
-model, tok, classes = modeling.load_adapter("models/adapter")
+frames = data.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
+model, tok, classes = modeling.load_adapter(ADAPTER)
 if p.evaluate.dense_inference:
     model = modeling.dense_for_inference(model)
-scores, preds, reports = inference.evaluate_splits(model, tok, classes, p.evaluate.splits,
-                                                   p.evaluate.batch_size, p.model.max_length)
+predict = inference.classifier(model, tok, p.evaluate.batch_size, p.model.max_length)
+logits, speed = inference.predict_splits(predict, frames, warm_up=p.evaluate.batch_size)
+
+temperature, fit = None, {"temperature": 1.0}  # T = 1: the model's own probabilities
+if p.evaluate.temperature_scaling:  # one scalar T fitted on val, never on the splits it is scored on
+    val = data.read_split(SPLITS_DIR, "val")
+    val_logits = logits["val"] if "val" in logits else predict(val["text"].tolist(), "val, for the temperature")
+    temperature = round(calibration.fit_temperature(val_logits, val["label"]), 4)
+    fit = {"temperature": temperature, "val_nll": round(calibration.nll(val_logits, val["label"]), 4),
+           "val_nll_calibrated": round(calibration.nll(val_logits, val["label"], temperature), 4)}
+    print(f"calibration on val: {fit}")
+ev = metrics.evaluate(frames, logits, classes, speed, temperature)
 
 
-def confusion_pngs(out: Path) -> None:
-    for split, df in preds.items():
-        runs = {"baseline": pd.read_csv(f"metrics/baseline/{split}.csv")} \
-            if Path(f"metrics/baseline/{split}.csv").is_file() else {}
-        metrics.confusion_figure(runs | {"fine-tuned": df}, classes, out / f"confusion_{split}.png")
+def figures(out: Path) -> None:
+    for split, df in frames.items():
+        baselines = {name: pd.read_csv(BASELINE / name / f"{split}.csv") for name in BASELINES
+                     if (BASELINE / name / f"{split}.csv").is_file()}
+        write_comparison(out, split, baselines | {"fine_tuned": ev.preds[split]}, classes)
+        write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
 
 
-write_evaluation(scores | modeling.peak_gpu_memory(), preds, reports, "metrics/eval.json", "metrics/eval",
-                 extra=confusion_pngs)
+scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | modeling.peak_gpu_memory()
+write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
+calibration.save_temperature(ADAPTER, fit, CALIBRATION)

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from llmclf import data, modeling, params, training
+from llmclf import data, modeling, params, plots, training
 from llmclf.atomic import atomic_path, write_json
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
@@ -46,6 +46,7 @@ if resume and main:
 start = time.perf_counter()
 result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start
+curves = list(trainer.state.log_history)  # training's own logs, before the best epoch is scored again below
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
     "train_loss": round(result.training_loss, 4),
@@ -65,6 +66,8 @@ if main:
         live.live.end()
     with atomic_path("models/adapter", is_dir=True) as out:
         modeling.save_adapter(trainer.model, tok, out, p, summary)
+    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for the README
+        plots.training_curves(curves, png)
     write_json(summary, "metrics/train.json")
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     print("train:", summary)

@@ -108,3 +108,32 @@ def test_export_is_a_standalone_bf16_model_predicting_as_the_adapter(adapter, tm
     got = inference.predict_logits(merged, tok, texts, 8, 512)
     np.testing.assert_allclose(got, reference, atol=0.05 * np.abs(reference).max() + 0.02)
     assert (got.argmax(axis=1) == reference.argmax(axis=1)).mean() >= 0.9
+
+
+def test_predict_applies_the_temperature_fitted_for_its_adapter(adapter, tmp_path, monkeypatch, capsys):
+    from llmclf import calibration
+
+    texts, _ = synthetic_texts(2, seed=12)
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    logits = adapter_logits(adapter, texts)
+
+    def probs(*args):
+        cli.main(["predict", "in.txt", "-o", "out.jsonl", "--adapter", str(adapter), *args])
+        rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+        return np.array([[r["probs"][c] for c in CLASSES] for r in rows]), capsys.readouterr().err
+
+    monkeypatch.chdir(tmp_path)
+    calibration.save_temperature(adapter, {"temperature": 3.0}, "models/calibration.json")  # the default place
+    got, note = probs()
+    np.testing.assert_allclose(got, calibration.probabilities(logits, 3.0), atol=2e-4)
+    assert "T = 3.0 from models/calibration.json" in note
+    got, note = probs("--no-calibration")
+    np.testing.assert_allclose(got, calibration.probabilities(logits), atol=2e-4)
+    assert np.abs(calibration.probabilities(logits, 3.0) - calibration.probabilities(logits)).max() > 0.01
+
+    calibration.save_temperature(tmp_path, {"temperature": 3.0}, "models/calibration.json")  # another adapter's
+    got, note = probs()
+    np.testing.assert_allclose(got, calibration.probabilities(logits), atol=2e-4)
+    assert "fitted for another adapter" in note
+    with pytest.raises(UserError, match="fitted for another adapter"):
+        probs("--calibration", "models/calibration.json")

@@ -94,6 +94,10 @@ BAD = [
     ("negative-seed", "base:\n  seed: -3\n", "base.seed", "-3"),
     ("one-class", "data:\n  classes: [only]\n", "data.classes", "['only']"),
     ("evaluate-split", "evaluate:\n  splits: [train]\n", "evaluate.splits.0", "'train'"),
+    ("prompt-without-text", "baseline:\n  zero_shot_prompt: 'Topic of {classes}?'\n", "baseline.zero_shot_prompt",
+     "must contain {text}"),
+    ("zero-shot-score", "baseline:\n  zero_shot_score: max\n", "baseline.zero_shot_score", "'max'"),
+    ("temperature-scaling-string", 'evaluate:\n  temperature_scaling: "no"\n', "evaluate.temperature_scaling", "'no'"),
 ]
 
 
@@ -116,6 +120,7 @@ def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
     "lora:\n  r: 1\n",
     "quant:\n  mode: none\n",
     "model:\n  max_length: 1\n",
+    "baseline:\n  zero_shot_prompt: '{text}'\n  zero_shot_score: sum\n",
 ])
 def test_good_neighbours_of_the_bad_values_load(tmp_path, text):
     # the controls for the cases above: the same keys with valid values are accepted

@@ -62,7 +62,7 @@ def repo(tmp_path_factory, tiny_model) -> Path:
     params["model"] |= {"name": str(tiny_model), "max_length": 64}
     params["lora"]["target_modules"] = "all-linear"
     params["train"] |= {"lr": 3e-3, "epochs": 2, "gradient_checkpointing": False, "logging_steps": 5}
-    params["evaluate"] = {"batch_size": 64, "splits": ["test", "official_test"]}
+    params["evaluate"] |= {"batch_size": 64, "splits": ["test", "official_test"]}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run([*GIT, "commit", "-qam", "init", "--allow-empty"], dest)
@@ -95,12 +95,31 @@ def test_repro_runs_all_stages_and_repeats_exactly(repo):
     assert len(pd.read_parquet(splits / "official_test.parquet")) == 3800
     summary = json.loads((splits / "summary.json").read_text())
     assert summary["class_weights"] == [0.25] * 4
-    for name in ("baseline", "eval"):
-        metrics = json.loads((repo / "metrics" / f"{name}.json").read_text())
-        assert set(metrics) == {"test", "official_test"}
-        assert 0 <= metrics["test"]["accuracy"] <= 1 and "f1_sci_tech" in metrics["test"]
+    baseline = json.loads((repo / "metrics" / "baseline.json").read_text())
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert list(baseline) == ["untrained_head", "tfidf_logreg", "zero_shot"]
+    assert set(evaluation) == {"test", "official_test", "calibration"}
+    for metrics in [*baseline.values(), evaluation]:
+        for split in ("test", "official_test"):
+            scores = metrics[split]
+            assert 0 <= scores["accuracy"] <= 1 and "f1_sci_tech" in scores and 0 <= scores["ece"] <= 1
+    # TF-IDF on 160 training rows already beats chance (0.25) on the 3,800 official test rows
+    assert baseline["tfidf_logreg"]["official_test"]["accuracy"] > 0.4
+    assert 0 <= evaluation["test"]["ece_calibrated"] <= 1
+    temperature = evaluation["calibration"]["temperature"]
+    assert temperature > 0 and evaluation["calibration"]["val_nll_calibrated"] <= evaluation["calibration"]["val_nll"]
+    assert json.loads((repo / "models" / "calibration.json").read_text())["temperature"] == temperature
     assert (repo / "models" / "adapter" / "adapter_model.safetensors").is_file()
-    assert (repo / "metrics" / "eval" / "confusion_test.png").is_file()
+    for split in ("test", "official_test"):
+        f1 = pd.read_csv(repo / "metrics" / "eval" / f"f1_{split}.csv")
+        assert list(f1["model"].unique()) == ["untrained_head", "tfidf_logreg", "zero_shot", "fine_tuned"]
+        assert len(f1) == 16 and f1["f1"].between(0, 1).all()
+        for name in ("", "_calibrated"):
+            bins = pd.read_csv(repo / "metrics" / "eval" / f"reliability_{split}{name}.csv")
+            assert bins["count"].sum() == (60 if split == "test" else 3800)
+    for png in ["train/training_curves.png", "eval/confusion_test.png", "eval/f1_test.png",
+                "eval/reliability_test.png", "eval/confusion_official_test.png"]:
+        assert (repo / "metrics" / png).read_bytes()[:4] == b"\x89PNG", png
     lock = (repo / "dvc.lock").read_text()
 
     # forced rerun on the CPU: the same data bytes and the same metrics (to 1e-6)
@@ -178,6 +197,17 @@ def test_queued_experiments_run_two_at_a_time(repo):
     assert run(["git", "status", "--porcelain"], repo) == ""  # the workspace is left as it was
 
 
+def test_plots_render_to_html(repo):
+    out = run(["dvc", "plots", "show", "-o", "plots_html"], repo)
+    assert "failed to load" not in out and "WARNING" not in out and "ERROR" not in out, out
+    html = (repo / "plots_html" / "index.html").read_text()
+    for name in ("confusion_test", "confusion_official_test", "f1_test", "f1_official_test", "reliability_test",
+                 "reliability_official_test", "metrics/train/plots/metrics", "training_curves.png",
+                 "confusion_test.png", "f1_test.png", "reliability_test.png"):
+        assert name in html, name
+    assert '"yOffset": {"field": "model"' in html  # the grouped-bars template of .dvc/plots
+
+
 def test_experiments_rerun_only_the_stages_their_params_reach(repo):
     out = run(["dvc", "exp", "run", "-n", "lora-r8", "-S", "lora.r=8"], repo)
     assert stages_run(out) == ["train", "evaluate"]
@@ -185,6 +215,12 @@ def test_experiments_rerun_only_the_stages_their_params_reach(repo):
     assert "test.accuracy" in diff and "test.balanced_accuracy" in diff and "train_loss" in diff
     shown = run(["dvc", "exp", "show", "--no-pager", "--md"], repo)
     assert "test.accuracy" in shown and "lora.r" in shown
+
+    out = run(["dvc", "exp", "run", "-S", "evaluate.temperature_scaling=false"], repo)
+    assert stages_run(out) == ["evaluate"]  # the baseline stage does not read it
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert "calibration" not in evaluation and "ece_calibrated" not in evaluation["test"]
+    assert json.loads((repo / "models" / "calibration.json").read_text())["temperature"] == 1.0
 
     out = run(["dvc", "exp", "run", "-S", "sample.train_per_class=30", "split"], repo)
     assert stages_run(out) == ["sample", "split"]
@@ -210,7 +246,8 @@ def test_experiments_are_shared_through_the_git_and_dvc_remotes(repo, shared):
 
 def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     (repo / "news.txt").write_text("Stocks rallied as the merger lifted profit forecasts\nThe striker scored twice\n")
-    run(["llmclf", "predict", "news.txt", "-o", "predictions.jsonl"], repo)
+    out = run(["llmclf", "predict", "news.txt", "-o", "predictions.jsonl"], repo)
+    assert "from models/calibration.json" in out  # the evaluate stage's temperature for this adapter
     rows = [json.loads(line) for line in (repo / "predictions.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [0, 1] and all(r["label"] in r["probs"] for r in rows)
 
