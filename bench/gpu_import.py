@@ -57,26 +57,29 @@ def check_same(what: str, theirs: dict, ours: dict) -> None:
         raise SystemExit(f"error: the run's {what} differ from this checkout's: {', '.join(diff)}")
 
 
-def rebuild_curves(run: Path, trained: Path) -> None:
-    """The GPU machine has no DVCLive, so the train stage wrote no curves there; rebuild them, in
-    DVCLive's layout, from the Trainer's printed logs (4 significant digits) in the log of the run
-    that trained (a re-evaluation's base)."""
+def log_history(trained: Path) -> list[dict]:
+    """The Trainer's log history (with steps) from its printed logs, 4 significant digits, in the log
+    of the run that trained (a re-evaluation's base)."""
     text = (trained / "run.log").read_text(errors="replace").replace("\r", "\n")
     logs = [ast.literal_eval(line[line.index("{'"):]) for line in text.splitlines()  # after progress-bar codes
             if "{'" in line and line.rstrip().endswith("}")]
-    params = yaml.safe_load((trained / "params.yaml").read_text())
-    every = params["train"]["logging_steps"]
+    every = yaml.safe_load((trained / "params.yaml").read_text())["train"]["logging_steps"]
     train = [{k: float(v) for k, v in log.items()} for log in logs if "loss" in log]
     steps_per_epoch = every / train[0]["epoch"]
+    history = [log | {"step": every * (i + 1)} for i, log in enumerate(train)]
+    return history + [{k: float(v) for k, v in log.items()} | {"step": round(float(log["epoch"]) * steps_per_epoch)}
+                      for log in logs if "eval_loss" in log]
+
+
+def rebuild_curves(run: Path, trained: Path) -> None:
+    """The GPU machine has no DVCLive, so the train stage wrote no curves there: rebuild them in
+    DVCLive's layout (one TSV a metric, eval_* under eval/) from the Trainer's printed logs."""
     rows: dict[str, list[str]] = {}
-    for i, log in enumerate(train):
+    for log in log_history(trained):
         for key, value in log.items():
-            rows.setdefault(key, []).append(f"{every * (i + 1)}\t{value}")
-    for log in (log for log in logs if "eval_loss" in log):
-        step = round(float(log["epoch"]) * steps_per_epoch)
-        for key, value in log.items():
-            if key.startswith("eval_"):
-                rows.setdefault(f"eval/{key[5:]}", []).append(f"{step}\t{float(value)}")
+            if key != "step" and ("eval_loss" not in log or key.startswith("eval_")):
+                name = f"eval/{key[5:]}" if key.startswith("eval_") else key
+                rows.setdefault(name, []).append(f"{log['step']}\t{value}")
     for key, lines in rows.items():
         tsv = run / "metrics/train/plots/metrics" / f"{key}.tsv"
         tsv.parent.mkdir(parents=True, exist_ok=True)

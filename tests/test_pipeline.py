@@ -316,6 +316,7 @@ def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
     with tarfile.open(work / "out" / "tiny-r4-val.tgz") as tar:
         assert not any(n.startswith("models/adapter") for n in tar.getnames())  # its base's is reused
 
+    run(["git", "reset", "-q", "--hard"], repo)  # experiments run in the workspace by earlier tests changed it
     before = (repo / "params.yaml").read_text()
     run([sys.executable, "bench/gpu_import.py", str(work / "out")], repo)
     assert (repo / "params.yaml").read_text() == before  # the workspace is given back
