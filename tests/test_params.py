@@ -209,6 +209,18 @@ def test_apply_local_and_cpu(project):
     assert dot_entries(project) == []
 
 
+def test_apply_accurate_on_gpu_then_overrides(project):
+    """presets/accurate.yaml is the chosen run of bench/plans/accuracy.yaml: the same params."""
+    presets.apply(["local", "gpu", "accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
+    p = params.load("params.yaml")
+    assert (p.sample.train_per_class, p.lora.target_modules, p.lora.alpha) == (3271, "all-linear", 32)
+    assert (p.train.lr, p.train.epochs, p.train.warmup_ratio, p.train.lr_scheduler) == (5e-4, 2, 0.05, "cosine")
+    assert p.train.batch_size == 32 and p.train.gradient_checkpointing is False  # from presets/gpu.yaml
+    assert p.lora.r == 8 and p.evaluate.splits == ["val"]  # overrides come last
+    with pytest.raises(UserError, match="group.key=value"):
+        presets.apply([], Path("params.yaml"), ["lora.r"])
+
+
 def test_apply_keeps_untouched_exponent_float(project):
     presets.apply(["local"], Path("params.yaml"))
     p = params.load("params.yaml")
