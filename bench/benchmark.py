@@ -124,16 +124,6 @@ def run_tutorial(p: params.Params) -> dict:
     return out
 
 
-def project_params(preset_names: list[str], overrides: list[str]) -> dict:
-    raw = params.read_yaml(params.PARAMS_FILE)
-    for name in preset_names:
-        presets.merge(raw, params.read_yaml(presets.PRESETS / f"{name}.yaml"))
-    for item in overrides:
-        presets.override(raw, item)
-    params.parse(raw, f"params.yaml + {preset_names} + {overrides}")
-    return raw
-
-
 # the tutorial has no TF-IDF or zero-shot baseline: leave them out (unless --set turns them on) so
 # wall times compare like with like
 NO_EXTRA_BASELINES = ["baseline.tfidf=false", "baseline.zero_shot=false"]
@@ -141,7 +131,7 @@ NO_EXTRA_BASELINES = ["baseline.tfidf=false", "baseline.zero_shot=false"]
 
 def run_project(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate")) -> dict:
     """The stage scripts with these params; metrics of a stage left out are its last run's."""
-    raw = project_params(preset_names, NO_EXTRA_BASELINES + overrides)
+    raw = presets.compose(preset_names, NO_EXTRA_BASELINES + overrides)
     saved = params.PARAMS_FILE.read_text(encoding="utf-8")
     wall = time.perf_counter()
     stage_seconds = {}
@@ -196,7 +186,7 @@ def main() -> None:
                     help="key=value params overrides (both recipes; the tutorial reads model.name only)")
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = ap.parse_args()
-    p = params.parse(project_params([], args.overrides))  # the tutorial takes model.name, seed, classes
+    p = params.parse(presets.compose([], args.overrides))  # the tutorial takes model.name, seed, classes
     summary = json.loads(Path(SPLITS, "summary.json").read_text())
     result = {"device": device_name(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "model": p.model.name,

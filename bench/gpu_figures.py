@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from gpu_import import check_same, log_history, unpack  # noqa: E402
-from llmclf import params, plots, presets  # noqa: E402
+from llmclf import plots, presets  # noqa: E402
 from sweep import PROJECT, split_hashes  # noqa: E402
 
 
@@ -44,12 +44,10 @@ def main() -> None:
         work.mkdir()
         for item in PROJECT:
             (shutil.copytree if (ROOT / item).is_dir() else shutil.copy2)(ROOT / item, work / item)
-        raw = params.read_yaml(run / "params.yaml")
+        raw = presets.compose([], args.overrides, root=run)
         if raw["data"]["source"] == "../shared/ag_news":  # presets/local.yaml, relative to the project
             raw["data"]["source"] = str((ROOT / raw["data"]["source"]).resolve())
-        for item in args.overrides:
-            presets.override(raw, item)
-        (work / "params.yaml").write_text(yaml.safe_dump(params.parse(raw).model_dump(), sort_keys=False))
+        (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         for stage in ("fetch", "sample", "split"):
             subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, check=True)
         if args.data_check:

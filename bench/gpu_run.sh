@@ -33,8 +33,8 @@ case "$cmd" in
     rm -rf "$STAGE/project" && mkdir -p "$STAGE/project"
     cp -r llmclf stages presets bench params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
     export PYTHONPATH="$STAGE/site:$PWD"
-    python3 -c "import yaml; p = yaml.safe_load(open('params.yaml')); p['data']['source'] = '../shared/ag_news'
-open('params.yaml', 'w').write(yaml.safe_dump(p, sort_keys=False))"   # as presets/local.yaml (no ruamel there)
+    python3 -c "import yaml; from llmclf import presets
+open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['local']), sort_keys=False))"  # no ruamel there
     for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py

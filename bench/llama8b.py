@@ -33,8 +33,8 @@ from transformers import LlamaConfig, LlamaForSequenceClassification, TrainerCal
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from benchmark import device_name, project_params, sync, tutorial_predict  # noqa: E402
-from llmclf import data, inference, modeling, params, training  # noqa: E402
+from benchmark import device_name, sync, tutorial_predict  # noqa: E402
+from llmclf import data, inference, modeling, params, presets, training  # noqa: E402
 
 LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
                  intermediate_size=14336, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
@@ -96,7 +96,7 @@ class StepClock(TrainerCallback):
 
 def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int) -> dict:
     presets_, overrides = SETTINGS[name]
-    raw = project_params(presets_, [f"model.name={folder}", "train.eval_each_epoch=false",
+    raw = presets.compose(presets_, [f"model.name={folder}", "train.eval_each_epoch=false",
                                     "train.checkpoint_steps=0", *overrides])
     p = params.parse(raw)
     reset_peak()

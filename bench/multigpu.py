@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import benchmark  # bench/benchmark.py: params with presets, the stage runs and their metrics
-from llmclf import params  # noqa: E402 (importable once benchmark has put the repo on the path)
+from llmclf import params, presets  # noqa: E402 (importable once benchmark has put the repo on the path)
 
 TARGETS = {"scaling": 1.8, "accuracy_points": 0.5}  # issue 8: >= 1.8x examples/s, accuracy within 0.5 point
 
@@ -62,7 +62,7 @@ def main() -> None:
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if min(args.processes) < 1 or gpus and max(args.processes) > len(gpus):  # no GPU: CPU processes (a dry run)
         sys.exit(f"error: --processes {args.processes}: this machine has {len(gpus)} GPUs")
-    p = params.parse(benchmark.project_params(args.preset, args.overrides))
+    p = params.parse(presets.compose(args.preset, args.overrides))
     summary = json.loads(Path(benchmark.SPLITS, "summary.json").read_text())
     result = {"gpus": gpus, "torch": torch.__version__, "transformers": __import__("transformers").__version__,
               "model": p.model.name, "splits": {s: v["rows"] for s, v in summary["splits"].items()},

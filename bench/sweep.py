@@ -77,13 +77,8 @@ def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | Non
         for item in PROJECT:
             src = ROOT / item
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / item)
-    # PyYAML, not presets.apply's ruamel (not on the GPU machine): the comments go, the values stay
-    raw = params.read_yaml(folder / "params.yaml")
-    for preset in plan.get("presets", []):
-        presets.merge(raw, params.read_yaml(folder / "presets" / f"{preset}.yaml"))
-    for item in [*plan.get("set", []), *plan["experiments"][base or name], *extra]:
-        presets.override(raw, item)
-    params.parse(raw, f"{name}: params.yaml + {plan.get('presets', [])} + overrides")
+    raw = presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][base or name], *extra],
+                          root=folder)  # PyYAML: the GPU machine has no ruamel for presets.apply
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return folder
 

@@ -37,6 +37,26 @@ def override(doc: dict, item: str) -> None:
     node[last] = params.read_yaml_text(f"v: {value}", f"override {item!r}")["v"]
 
 
+def _preset(name: str, root: Path = Path(".")) -> Path:
+    path = root / PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (root / PRESETS).glob("*.yaml"))
+        raise UserError(f"no preset {name!r} ({path}); presets: {', '.join(known)}")
+    return path
+
+
+def compose(names: list[str], overrides: list[str] = (), root: Path = Path(".")) -> dict:
+    """root's params.yaml + presets + `group.key=value` overrides, validated, as a plain dict (PyYAML
+    only: comments are not kept; for tools, and for machines without ruamel)."""
+    raw = params.read_yaml(root / params.PARAMS_FILE)
+    for name in names:
+        merge(raw, params.read_yaml(_preset(name, root)))
+    for item in overrides:
+        override(raw, item)
+    params.parse(raw, f"{root / params.PARAMS_FILE} + presets {names} + {list(overrides)}")
+    return raw
+
+
 def apply(names: list[str], target: Path = params.PARAMS_FILE, overrides: list[str] = ()) -> list[str]:
     from ruamel.yaml import YAML  # here, not at the top: merge() is also used where only PyYAML is
 
@@ -45,11 +65,7 @@ def apply(names: list[str], target: Path = params.PARAMS_FILE, overrides: list[s
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     doc = yaml.load(target.read_text(encoding="utf-8"))
     for name in names:
-        path = PRESETS / f"{name}.yaml"
-        if not path.is_file():
-            known = sorted(p.stem for p in PRESETS.glob("*.yaml"))
-            raise UserError(f"no preset {name!r} ({path}); presets: {', '.join(known)}")
-        merge(doc, params.read_yaml(path))
+        merge(doc, params.read_yaml(_preset(name)))
     for item in overrides:
         override(doc, item)
     out = io.StringIO()

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from conftest import REPO, SHARED_AG_NEWS
+from llmclf import presets
 from llmclf.params import ParamsError
 
 
@@ -19,19 +20,19 @@ def bench(monkeypatch):
     return module
 
 
-def test_project_params_apply_presets_then_overrides(bench):
-    raw = bench.project_params(["gpu"], ["train.lr=5e-4", "lora.target_modules=all-linear", "train.epochs=2"])
+def test_compose_applies_presets_then_overrides(bench):
+    raw = presets.compose(["gpu"], ["train.lr=5e-4", "lora.target_modules=all-linear", "train.epochs=2"])
     assert raw["train"]["lr"] == 5e-4 and isinstance(raw["train"]["lr"], float)
     assert raw["train"]["batch_size"] == 32 and raw["train"]["gradient_checkpointing"] is False  # from the preset
     assert raw["lora"]["target_modules"] == "all-linear" and raw["train"]["epochs"] == 2
     assert raw["quant"]["mode"] == "nf4"  # untouched defaults stay
 
 
-def test_project_params_reject_bad_overrides(bench):
+def test_compose_rejects_bad_overrides(bench):
     with pytest.raises(ParamsError, match=r"train\.lrr: unknown key"):
-        bench.project_params([], ["train.lrr=1"])
+        presets.compose([], ["train.lrr=1"])
     with pytest.raises(ParamsError, match=r"train\.batch_size"):
-        bench.project_params([], ["train.batch_size=0"])
+        presets.compose([], ["train.batch_size=0"])
 
 
 def test_table_lists_each_recipe(bench):
