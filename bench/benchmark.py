@@ -158,6 +158,7 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
     out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / ev[s]["examples_per_s"] for s in splits), 1)
     peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
+    out["peak_gpu_memory_gib_by_stage"] = dict(zip(("baseline", "train", "evaluate"), peaks))
     out["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out["stage_seconds"] = stage_seconds  # each script's wall time: start-up and model loading included
     return out

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=/tmp/llmclf-gpu
-SWEEP=$STAGE/sweep
+SWEEP=${SWEEP:-$STAGE/sweep}  # another folder: a second sweep beside the first
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
 cmd=${1:-}; shift || true

@@ -142,9 +142,11 @@ def summary_line(work: Path, r: dict) -> str:
         return f"{r['name']}: FAILED in {r['failed']}: " + " | ".join(tail)
     ev = json.loads((folder / "metrics/eval.json").read_text())
     tr = json.loads((folder / "metrics/train.json").read_text())
+    base = json.loads((folder / "metrics/baseline.json").read_text())
     accs = ", ".join(f"{s} {v['accuracy']:.4f}" for s, v in ev.items() if isinstance(v, dict) and "accuracy" in v)
+    peaks = "/".join(str(m.get("peak_gpu_memory_gib", "-")) for m in (base, tr, ev))
     return (f"{r['name']}: {accs}; train {tr['train_seconds']} s ({tr['train_examples_per_s']} ex/s), "
-            f"stages {r['stage_seconds']}")
+            f"peak GiB baseline/train/evaluate {peaks}, stages {r['stage_seconds']}")
 
 
 def main() -> None:

@@ -51,11 +51,11 @@ def zero_shot_prompts(tok, texts: list[str], labels: list[str], b: Baseline, max
 
 @torch.inference_mode()
 def label_logprobs(lm, contexts: list[list[int]], labels: list[list[int]], pad_id: int, batch_size: int,
-                   desc: str = "zero-shot") -> np.ndarray:
+                   desc: str = "zero-shot", max_tokens: int = 0) -> np.ndarray:
     """log p(label | context), summed over the label's tokens, for every context (rows) and label (columns).
     Each context is read once; its key/value cache, repeated per label, serves the labels' later tokens.
-    `batch_size` counts (context, label) pairs; the vocabulary projection runs only where a label token
-    is predicted."""
+    `batch_size` and `max_tokens` count (context, label) pairs and their tokens; the vocabulary projection
+    runs only where a label token is predicted."""
     lm.eval()
     head, dev, k = lm.get_output_embeddings(), next(lm.parameters()).device, len(labels)
     # the cache argument's name: `past_key_values` in earlier transformers 5 releases, `cache` in later ones
@@ -66,7 +66,8 @@ def label_logprobs(lm, contexts: list[list[int]], labels: list[list[int]], pad_i
     fed, fed_mask = (x.to(dev) for x in pad_right([t[:-1] for t in labels], pad_id)) if longest > 1 else (None, None)
     later = pad_right([t[1:] for t in labels], pad_id)[0].to(dev) if longest > 1 else None
     scores, order = [], []
-    for idx in length_sorted_batches([len(c) for c in contexts], max(1, batch_size // k), desc):
+    for idx in length_sorted_batches([len(c) for c in contexts], max(1, batch_size // k), desc,
+                                     max_tokens and max(1, max_tokens // k)):
         ids, mask = (x.to(dev, non_blocking=True) for x in pad_right([contexts[i] for i in idx], pad_id))
         n, ends = len(idx), mask.sum(dim=1)
         cache = {cache_arg: DynamicCache(config=lm.config)} if longest > 1 else {}
@@ -90,7 +91,8 @@ def label_logprobs(lm, contexts: list[list[int]], labels: list[list[int]], pad_i
     return out
 
 
-def zero_shot(lm, tok, classes: list[str], b: Baseline, batch_size: int, max_length: int) -> Predict:
+def zero_shot(lm, tok, classes: list[str], b: Baseline, batch_size: int, max_length: int,
+              max_tokens: int = 0) -> Predict:
     """The causal LM as a zero-shot classifier: texts -> per-class scores, each the answer's log-likelihood
     after the prompt, summed over its tokens or their mean (b.zero_shot_score); the highest is predicted."""
     labels = b.zero_shot_labels or classes
@@ -100,7 +102,7 @@ def zero_shot(lm, tok, classes: list[str], b: Baseline, batch_size: int, max_len
 
     def predict(texts: list[str], desc: str) -> np.ndarray:
         contexts, continuations = zero_shot_prompts(tok, texts, labels, b, max_length)
-        scores = label_logprobs(lm, contexts, continuations, tok.pad_token_id, batch_size, desc)
+        scores = label_logprobs(lm, contexts, continuations, tok.pad_token_id, batch_size, desc, max_tokens)
         return scores / np.array([len(t) for t in continuations]) if b.zero_shot_score == "mean" else scores
 
     return predict

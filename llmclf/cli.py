@@ -59,7 +59,8 @@ def predict(args) -> None:
                          else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
                                                            required=args.calibration is not None))
     model = modeling.dense_for_inference(model)
-    logits = inference.predict_logits(model, tok, rows["text"].tolist(), args.batch_size, args.max_length)
+    logits = inference.predict_logits(model, tok, rows["text"].tolist(), args.batch_size, args.max_length,
+                                      max_tokens=args.max_batch_tokens)
     probs = calibration.probabilities(logits, temperature)
     labels = np.array(classes)[probs.argmax(axis=1)]
     if args.format == "csv":
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--text-column", default="text", help="column (CSV) or field (JSONL) holding the text")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--max-batch-tokens", type=int, default=16384,
+                   help="a batch of long texts holds fewer rows: at most this many padded tokens (0: no cap)")
     p.add_argument("--calibration", help="temperature file written by the evaluate stage (default: "
                    f"{CALIBRATION} when it was fitted for this adapter; otherwise none is applied)")
     p.add_argument("--no-calibration", action="store_true", help="the model's own probabilities, no temperature")

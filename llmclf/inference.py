@@ -12,11 +12,24 @@ from tqdm.auto import tqdm
 Predict = Callable[[list[str], str], np.ndarray]  # (texts, progress-bar label) -> one row of scores a text
 
 
-def length_sorted_batches(lengths: list[int], batch_size: int, desc: str) -> Iterator[np.ndarray]:
-    """Indices in batches of similar length, longest first (an out-of-memory shows at once), with a progress bar."""
+def token_batches(lengths: list[int], batch_size: int, max_tokens: int = 0) -> Iterator[np.ndarray]:
+    """Indices in batches of similar length, longest first (an out-of-memory shows at once). `max_tokens`
+    > 0 also caps a batch's padded tokens (rows x its longest row; one row at least), so activation memory
+    is bounded by tokens rather than rows: long texts go in smaller batches."""
     order = np.argsort(lengths, kind="stable")[::-1]
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
-        yield order[start:start + batch_size]
+    start = 0
+    while start < len(order):
+        rows = min(batch_size, max(1, max_tokens // max(1, lengths[order[start]]))) if max_tokens else batch_size
+        yield order[start:start + rows]
+        start += rows
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int, desc: str, max_tokens: int = 0) -> Iterator[np.ndarray]:
+    """token_batches with a progress bar."""
+    with tqdm(total=len(lengths), desc=desc, unit="text") as bar:
+        for idx in token_batches(lengths, batch_size, max_tokens):
+            yield idx
+            bar.update(len(idx))
 
 
 def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,12 +44,12 @@ def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.T
 
 @torch.inference_mode()
 def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: int,
-                   desc: str = "predict") -> np.ndarray:
+                   desc: str = "predict", max_tokens: int = 0) -> np.ndarray:
     model.eval()
     enc = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
     dev = next(model.parameters()).device
     logits, order = [], []
-    for idx in length_sorted_batches([len(ids) for ids in enc], batch_size, desc):
+    for idx in length_sorted_batches([len(ids) for ids in enc], batch_size, desc, max_tokens):
         ids, mask = pad_right([enc[i] for i in idx], tok.pad_token_id)
         logits.append(model(input_ids=ids.to(dev, non_blocking=True),
                             attention_mask=mask.to(dev, non_blocking=True)).logits.float())
@@ -46,9 +59,9 @@ def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: in
     return out
 
 
-def classifier(model, tok, batch_size: int, max_length: int) -> Predict:
+def classifier(model, tok, batch_size: int, max_length: int, max_tokens: int = 0) -> Predict:
     """A sequence classifier as a Predict function: texts -> logits."""
-    return lambda texts, desc: predict_logits(model, tok, texts, batch_size, max_length, desc)
+    return lambda texts, desc: predict_logits(model, tok, texts, batch_size, max_length, desc, max_tokens)
 
 
 def predict_splits(predict: Predict, frames: dict[str, pd.DataFrame], warm_up: int = 0):

@@ -85,6 +85,11 @@ class Train(_Group):
     label_smoothing: Fraction = 0.0
     class_weights: Literal["auto", "none"] | list[PosFloat] = "auto"  # auto: the tutorial's formula
     gradient_checkpointing: bool = True
+    # activations saved for backward wait in pinned host memory, not GPU memory (copied back for backward)
+    offload_activations: bool = False
+    # >0: a batch with more padded tokens (rows x longest row) runs as row chunks of at most this many,
+    # gradients accumulated into the same update; the per-epoch validation pass is chunked alike
+    max_batch_tokens: NonNegInt = 0
     group_by_length: bool = False
     eval_each_epoch: bool = True  # evaluate + save every epoch and keep the best by balanced accuracy
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
@@ -114,6 +119,7 @@ class Baseline(_Group):
 
 class Evaluate(_Group):
     batch_size: PosInt = 32
+    max_batch_tokens: NonNegInt = 0  # >0: batches of long texts hold fewer rows, at most this many padded tokens
     # predict with the 4-bit weights dequantized and LoRA merged: the same function, no per-layer
     # dequantization or LoRA branch on every batch
     dense_inference: bool = True

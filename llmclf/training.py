@@ -1,6 +1,7 @@
 """The tutorial's Trainer: class-weighted cross-entropy, dynamic padding, evaluation by balanced accuracy."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,28 +22,116 @@ from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Traine
                           TrainingArguments)
 
 from .errors import UserError
+from .inference import token_batches
 from .params import Train
 
 
+def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 20):
+    """Within it, a tensor that autograd saves for backward (an activation on one of `devices`, of at least
+    `min_bytes`; never a parameter) is copied to host memory, pinned where CUDA is, and copied back when
+    backward needs it. GPU memory then holds the weights and one layer's working set; the copies ride the
+    compute stream (ordered, no host wait), so a step that is bound by kernel launches hides them."""
+    pin = torch.cuda.is_available()
+
+    def pack(t: torch.Tensor):
+        if (t.device.type not in devices or isinstance(t, torch.nn.Parameter)
+                or t.numel() * t.element_size() < min_bytes):
+            return t
+        host = torch.empty(t.size(), dtype=t.dtype, layout=t.layout, pin_memory=pin)
+        host.copy_(t, non_blocking=pin)
+        return t.device, host
+
+    def unpack(packed):
+        if isinstance(packed, torch.Tensor):
+            return packed
+        device, host = packed
+        return host.to(device, non_blocking=pin)
+
+    return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
+
+
 class WeightedTrainer(Trainer):
-    """Cross-entropy with per-class weights (and optional label smoothing) on the classifier's logits."""
+    """Cross-entropy with per-class weights (and optional label smoothing) on the classifier's logits.
+    `max_batch_tokens` > 0: a batch of more padded tokens runs as row chunks of at most that many, each
+    chunk's loss its share of the batch's, gradients accumulated: the same update in bounded memory.
+    `offload_activations`: what backward needs waits in host memory (offload_to_host)."""
 
     # compute_loss returns a per-batch mean, not a sum over num_items_in_batch: let the Trainer
     # divide by the accumulation steps, or gradient accumulation would scale gradients wrong.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0, **kwargs):
+    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
+                 max_batch_tokens: int = 0, offload_activations: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.label_smoothing = label_smoothing
+        self.max_batch_tokens = max_batch_tokens
+        self.offload_activations = offload_activations
+        self._batch_weight = None  # while a batch runs in chunks: its whole weight, each chunk's denominator
+
+    def _weights(self, labels: torch.Tensor) -> torch.Tensor | None:
+        return None if self.class_weights is None else self.class_weights.to(labels.device)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels").long()
-        outputs = model(**inputs)
+        offload = self.offload_activations and torch.is_grad_enabled()
+        with offload_to_host() if offload else contextlib.nullcontext():
+            outputs = model(**inputs)
         logits = outputs.logits.float()
-        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing)
+        weight = self._weights(labels)
+        # a weighted mean over the batch: sum(w_y * loss) / sum(w_y), as cross_entropy's own mean
+        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
+        own = len(labels) if weight is None else weight[labels].sum()
+        loss = loss / (own if self._batch_weight is None else self._batch_weight)
         return (loss, outputs) if return_outputs else loss
+
+    def _chunks(self, inputs) -> list[tuple[torch.Tensor, dict]] | None:
+        """The batch as row chunks within max_batch_tokens, longest rows first, each cut to its own longest
+        row, with the batch rows it holds; None if it fits whole (known from its shape, without waiting
+        for the GPU)."""
+        mask = inputs["attention_mask"]
+        if not self.max_batch_tokens or mask.numel() <= self.max_batch_tokens:
+            return None
+        lengths = mask.sum(dim=1).tolist()
+        chunks = []
+        for idx in token_batches(lengths, len(lengths), self.max_batch_tokens):
+            rows, width = torch.as_tensor(idx.copy(), device=mask.device), lengths[idx[0]]
+            chunks.append((rows, {k: v[rows, :width] if v.dim() == 2 else v[rows] for k, v in inputs.items()}))
+        labels = inputs["labels"].long()
+        weight = self._weights(labels)
+        self._batch_weight = len(labels) if weight is None else weight[labels].sum()
+        return chunks
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        chunks = self._chunks(inputs)
+        if chunks is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        try:
+            loss = 0
+            for i, (_, chunk) in enumerate(chunks):  # under DDP, gradients are averaged once, after the last chunk
+                with self.accelerator.no_sync(model) if i < len(chunks) - 1 else contextlib.nullcontext():
+                    loss = loss + super().training_step(model, chunk, num_items_in_batch)
+            return loss
+        finally:
+            self._batch_weight = None
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        chunks = self._chunks(inputs)
+        if chunks is None:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        parts = []
+        try:
+            for _, chunk in chunks:
+                parts.append(super().prediction_step(model, chunk, prediction_loss_only, ignore_keys))
+        finally:
+            self._batch_weight = None
+        loss = sum(part[0] for part in parts)  # each chunk's share of the batch's loss
+        if prediction_loss_only:
+            return loss, None, None
+        chunked = torch.cat([part[1] for part in parts])
+        logits = torch.empty_like(chunked)
+        logits[torch.cat([rows for rows, _ in chunks])] = chunked  # back to the batch's own row order
+        return loss, logits, inputs["labels"]
 
 
 def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
@@ -181,4 +270,5 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
     return WeightedTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
         processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=compute_metrics,
-        class_weights=class_weights, label_smoothing=train.label_smoothing, callbacks=callbacks)
+        class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
+        offload_activations=train.offload_activations, callbacks=callbacks)

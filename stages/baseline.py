@@ -8,6 +8,7 @@ SPLITS_DIR = "data/splits"
 
 p = params.load()
 classes, batch_size, max_length = p.data.classes, p.evaluate.batch_size, p.model.max_length
+max_tokens = p.evaluate.max_batch_tokens
 frames = data.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 runs = {}
 
@@ -17,7 +18,7 @@ def dense(model):
 
 
 model, tok = modeling.load_classifier(p.model, p.quant, classes, seed=p.base.seed)
-predict = inference.classifier(dense(model), tok, batch_size, max_length)
+predict = inference.classifier(dense(model), tok, batch_size, max_length, max_tokens)
 runs["untrained_head"] = inference.predict_splits(predict, frames, warm_up=batch_size)
 del model, predict  # one model in memory at a time
 
@@ -28,7 +29,7 @@ if p.baseline.tfidf:
 
 if p.baseline.zero_shot:
     lm, tok = modeling.load_causal_lm(p.model, p.quant)
-    predict = baselines.zero_shot(dense(lm), tok, classes, p.baseline, batch_size, max_length)
+    predict = baselines.zero_shot(dense(lm), tok, classes, p.baseline, batch_size, max_length, max_tokens)
     runs["zero_shot"] = inference.predict_splits(predict, frames, warm_up=batch_size)
 
 results = {name: metrics.evaluate(frames, logits, classes, speed, name=f"{name}: ")

@@ -15,7 +15,7 @@ frames = data.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 model, tok, classes = modeling.load_adapter(ADAPTER)
 if p.evaluate.dense_inference:
     model = modeling.dense_for_inference(model)
-predict = inference.classifier(model, tok, p.evaluate.batch_size, p.model.max_length)
+predict = inference.classifier(model, tok, p.evaluate.batch_size, p.model.max_length, p.evaluate.max_batch_tokens)
 logits, speed = inference.predict_splits(predict, frames, warm_up=p.evaluate.batch_size)
 
 temperature, fit = None, {"temperature": 1.0}  # T = 1: the model's own probabilities

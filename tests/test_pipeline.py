@@ -30,11 +30,14 @@ FAKE_TOKEN = "hf_" + secrets.token_hex(16)  # planted in every command's environ
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
 
 
-def run(cmd: list[str], cwd: Path, **env: str) -> str:
+def run(cmd: list[str], cwd: Path, capture: bool = True, **env: str) -> str:
+    """`capture=False` for a command that leaves daemons behind (`dvc queue start`): they would inherit
+    the output pipe and keep the call waiting for its end."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN} | env
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
+    pipe = subprocess.PIPE if capture else subprocess.DEVNULL
+    done = subprocess.run(cmd, cwd=cwd, env=env, stdout=pipe, stderr=pipe, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{(done.stdout or '')[-3000:]}\n{(done.stderr or '')[-3000:]}"
+    return (done.stdout or "") + (done.stderr or "")
 
 
 def stages_run(output: str) -> list[str]:
@@ -177,7 +180,7 @@ def test_queued_experiments_run_two_at_a_time(repo):
     for r in (4, 32):  # values no other test runs: the run cache would skip the training of one it ran
         run(["dvc", "exp", "run", "--queue", "-S", f"lora.r={r}"], repo)
     try:
-        run(["dvc", "queue", "start", "-j", "2"], repo, OMP_NUM_THREADS="1")  # two at once on 2 cores: a thread each
+        run(["dvc", "queue", "start", "-j", "2"], repo, capture=False, OMP_NUM_THREADS="1")  # two at once on 2 cores: a thread each
         deadline = time.monotonic() + 600
         while re.search(r"\b(Queued|Running)\b", run(["dvc", "queue", "status"], repo)):
             assert time.monotonic() < deadline, "the queued experiments did not finish within 10 minutes"
