@@ -67,64 +67,55 @@ class WeightedTrainer(Trainer):
         self.label_smoothing = label_smoothing
         self.max_batch_tokens = max_batch_tokens
         self.offload_activations = offload_activations
-        self._batch_weight = None  # while a batch runs in chunks: its whole weight, each chunk's denominator
 
-    def _weights(self, labels: torch.Tensor) -> torch.Tensor | None:
-        return None if self.class_weights is None else self.class_weights.to(labels.device)
+    def _loss_denominator(self, labels: torch.Tensor):
+        """The weighted mean's denominator, sum(w_y) over the rows: cross_entropy's own mean divides by it."""
+        return len(labels) if self.class_weights is None else self.class_weights.to(labels.device)[labels.long()].sum()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels").long()
+        denominator = inputs.pop("loss_denominator", None)  # a chunk's: its whole batch's
         offload = self.offload_activations and torch.is_grad_enabled()
         with offload_to_host() if offload else contextlib.nullcontext():
             outputs = model(**inputs)
         logits = outputs.logits.float()
-        weight = self._weights(labels)
-        # a weighted mean over the batch: sum(w_y * loss) / sum(w_y), as cross_entropy's own mean
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
-        own = len(labels) if weight is None else weight[labels].sum()
-        loss = loss / (own if self._batch_weight is None else self._batch_weight)
+        loss = loss / (self._loss_denominator(labels) if denominator is None else denominator)
         return (loss, outputs) if return_outputs else loss
 
     def _chunks(self, inputs) -> list[tuple[torch.Tensor, dict]] | None:
         """The batch as row chunks within max_batch_tokens, longest rows first, each cut to its own longest
-        row, with the batch rows it holds; None if it fits whole (known from its shape, without waiting
-        for the GPU)."""
+        row and carrying the batch's loss denominator, with the batch rows it holds; None if it fits whole
+        (known from its shape, without waiting for the GPU)."""
         mask = inputs["attention_mask"]
         if not self.max_batch_tokens or mask.numel() <= self.max_batch_tokens:
             return None
         lengths = mask.sum(dim=1).tolist()
+        denominator = self._loss_denominator(inputs["labels"])
         chunks = []
         for idx in token_batches(lengths, len(lengths), self.max_batch_tokens):
             rows, width = torch.as_tensor(idx.copy(), device=mask.device), lengths[idx[0]]
-            chunks.append((rows, {k: v[rows, :width] if v.dim() == 2 else v[rows] for k, v in inputs.items()}))
-        labels = inputs["labels"].long()
-        weight = self._weights(labels)
-        self._batch_weight = len(labels) if weight is None else weight[labels].sum()
+            chunk = {k: v[rows, :width] if v.dim() == 2 else v[rows] for k, v in inputs.items()}
+            chunks.append((rows, chunk | {"loss_denominator": denominator}))
         return chunks
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         chunks = self._chunks(inputs)
         if chunks is None:
             return super().training_step(model, inputs, num_items_in_batch)
-        try:
-            loss = 0
-            for i, (_, chunk) in enumerate(chunks):  # under DDP, gradients are averaged once, after the last chunk
-                with self.accelerator.no_sync(model) if i < len(chunks) - 1 else contextlib.nullcontext():
-                    loss = loss + super().training_step(model, chunk, num_items_in_batch)
-            return loss
-        finally:
-            self._batch_weight = None
+        loss = 0
+        for i, (_, chunk) in enumerate(chunks):  # under DDP, gradients are averaged once, after the last chunk
+            with self.accelerator.no_sync(model) if i < len(chunks) - 1 else contextlib.nullcontext():
+                loss = loss + super().training_step(model, chunk, num_items_in_batch)
+        return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         chunks = self._chunks(inputs)
         if chunks is None:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
-        parts = []
-        try:
-            for _, chunk in chunks:
-                parts.append(super().prediction_step(model, chunk, prediction_loss_only, ignore_keys))
-        finally:
-            self._batch_weight = None
+        parts = [super(WeightedTrainer, self).prediction_step(model, chunk, prediction_loss_only, ignore_keys)
+                 for _, chunk in chunks]
         loss = sum(part[0] for part in parts)  # each chunk's share of the batch's loss
         if prediction_loss_only:
             return loss, None, None
