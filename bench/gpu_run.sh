@@ -4,14 +4,17 @@
 #                                            # the last piece checks the whole and unpacks it
 #   bash bench/gpu_run.sh bench [args]       # bench/benchmark.py on the AG News splits
 #   bash bench/gpu_run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
-#   bash bench/gpu_run.sh sweep [args]       # bench/sweep.py in the background (outlives the call)
-#   bash bench/gpu_run.sh wait SECONDS       # until the sweep ends or SECONDS pass; its log's tail
-#   bash bench/gpu_run.sh fetch PATTERN      # copy sweep packs matching PATTERN to $OUT
+#   bash bench/gpu_run.sh sweep [args]       # bench/sweep.py: experiments side by side, packed for import
+#   bash bench/gpu_run.sh start CMD [args]   # any command above, detached: it outlives the call
+#                                            # (while the machine is held); log and pid in $JOB
+#   bash bench/gpu_run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
+#   bash bench/gpu_run.sh fetch PATTERN      # copy files matching /tmp/llmclf-gpu/PATTERN to $OUT
 #   bash bench/gpu_run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=/tmp/llmclf-gpu
-SWEEP=${SWEEP:-$STAGE/sweep}  # another folder: a second sweep beside the first
+SWEEP=${SWEEP:-$STAGE/sweep}  # other folders (SWEEP=, JOB=): a second started sweep beside the first
+JOB=${JOB:-$STAGE/job}
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
 cmd=${1:-}; shift || true
@@ -40,19 +43,21 @@ open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['local']), sort_k
     script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py
     python3 "$script" "$@";;
   sweep)
-    mkdir -p "$SWEEP"
-    setsid nohup python3 bench/sweep.py --work "$SWEEP" --shared "$STAGE/shared" "$@" \
-      > "$SWEEP/sweep.log" 2>&1 < /dev/null &
-    echo $! > "$SWEEP/pid"; sleep 20; cat "$SWEEP/sweep.log";;
+    mkdir -p "$SWEEP"; python3 bench/sweep.py --work "$SWEEP" --shared "$STAGE/shared" "$@";;
+  start)
+    mkdir -p "$JOB"; setsid nohup bash "$PWD/bench/gpu_run.sh" "$@" > "$JOB/log" 2>&1 < /dev/null &
+    echo $! > "$JOB/pid"; sleep 10; cat "$JOB/log";;
   wait)
     end=$((SECONDS + $1))
-    while kill -0 "$(cat "$SWEEP/pid")" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 5; done
+    while kill -0 "$(cat "$JOB/pid")" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 5; done
+    kill -0 "$(cat "$JOB/pid")" 2>/dev/null && echo "== still running" || echo "== ended"
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
-    tail -n 30 "$SWEEP/sweep.log"
-    for f in "$SWEEP"/*/run.log; do echo "== $f"; tail -c 300 "$f" | tr '\r' '\n' | tail -n 2; done;;
+    tail -n 30 "$JOB/log"
+    for f in "$SWEEP"/*/run.log; do [ -f "$f" ] || continue
+      echo "== $f"; tail -c 300 "$f" | tr '\r' '\n' | tail -n 2; done;;
   fetch)
-    for f in "$SWEEP"/out/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
+    for f in "$STAGE"/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
   py)
     python3 "$@";;
-  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
+  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | start CMD [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
 esac
