@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 GPU_PY=${GPU_PY:-3.12}   # the GPU machine's Python
 MODELS=${MODELS-smollm2-135m-instruct}
-PIECE=${PIECE:-63M}      # + the working tree (well under 1 MiB) per call
+PIECE=${PIECE:-60M}      # + the working tree (about 1 MiB, more with DVC outputs in it) per call
 
 rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/payload/shared .gpu/wheels
 # the versions installed here, for the GPU machine's Python
