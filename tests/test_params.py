@@ -210,11 +210,13 @@ def test_apply_local_and_cpu(project):
 
 
 def test_apply_accurate_on_gpu_then_overrides(project):
-    """presets/accurate.yaml is the chosen run of bench/plans/accuracy.yaml: the same params."""
+    """presets/accurate.yaml is the chosen run of bench/plans/accuracy.yaml: the very params it ran with."""
+    run = yaml.safe_load((REPO / "bench/results/accuracy/smol-4011-r64-final/params.yaml").read_text())
+    assert presets.compose(["local", "gpu", "accurate"], root=REPO) == run
     presets.apply(["local", "gpu", "accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")
-    assert (p.sample.train_per_class, p.lora.target_modules, p.lora.alpha) == (3271, "all-linear", 32)
-    assert (p.train.lr, p.train.epochs, p.train.warmup_ratio, p.train.lr_scheduler) == (5e-4, 2, 0.05, "cosine")
+    assert (p.sample.train_per_class, p.lora.target_modules, p.lora.alpha) == (4011, "all-linear", 128)
+    assert (p.train.lr, p.train.epochs, p.train.warmup_ratio, p.train.lr_scheduler) == (3e-4, 2, 0.05, "cosine")
     assert p.train.batch_size == 32 and p.train.gradient_checkpointing is False  # from presets/gpu.yaml
     assert p.lora.r == 8 and p.evaluate.splits == ["val"]  # overrides come last
     with pytest.raises(UserError, match="group.key=value"):
