@@ -2,8 +2,8 @@
 # Build .gpu/ (git-ignored) for a GPU machine without network, which has torch, transformers, peft,
 # accelerate and pandas but lacks bitsandbytes, pydantic, gguf, the base models and the data:
 # one payload, cut into pieces .gpu/1, .gpu/2, ... that each fit one device call (64 MiB a call).
-#   MODELS="smollm2-135m-instruct gemma-3-270m" bash bench/gpu_prepare.sh   # default: SmolLM2 only
-# Payload: Python packages (bitsandbytes cut to its CUDA 13.0 library), the GGUFs of MODELS, the
+#   MODELS="smollm2-135m-instruct gemma-3-270m all-minilm-l6-v2" bash bench/gpu_prepare.sh   # default: SmolLM2 only
+# Payload: Python packages (bitsandbytes cut to its CUDA 13.0 library), the GGUFs (or model folders) of MODELS, the
 # AG News copy (../shared/ag_news) and the SmolLM2 tokenizer (bench/llama8b.py's token ids).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +27,12 @@ for w in .gpu/wheels/*.whl; do unzip -q -o "$w" -d .gpu/payload/site; done
 find .gpu/payload/site/bitsandbytes -name 'libbitsandbytes_*.so' ! -name '*cuda130.so' -delete
 rm -rf .gpu/wheels
 
-for m in $MODELS; do  # laid out as LLMCLF_CACHE/<alias>/<file>.gguf, where basemodel looks
-  gguf=$($PY -c "from llmclf import basemodel; print(basemodel.fetch_gguf('$m'))")
-  mkdir -p ".gpu/payload/cache/$m" && ln "$gguf" ".gpu/payload/cache/$m/" 2>/dev/null || cp "$gguf" ".gpu/payload/cache/$m/"
+for m in $MODELS; do  # where basemodel looks: LLMCLF_CACHE/<alias>/<file>.gguf, or <alias>/hf/ for a model folder
+  src=$($PY -c "from llmclf import basemodel as b
+print(b.fetch_gguf('$m') if b.OFFLINE_MODELS['$m'].gguf_name else b.resolve('$m'))")
+  mkdir -p ".gpu/payload/cache/$m"
+  if [ -d "$src" ]; then cp -r "$src" ".gpu/payload/cache/$m/hf"
+  else ln "$src" ".gpu/payload/cache/$m/" 2>/dev/null || cp "$src" ".gpu/payload/cache/$m/"; fi
 done
 hf=$($PY -c "from llmclf import basemodel; print(basemodel.resolve('smollm2-135m-instruct'))")
 mkdir -p .gpu/payload/tokenizer && cp "$hf"/tokenizer* .gpu/payload/tokenizer/
