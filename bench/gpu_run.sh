@@ -9,6 +9,8 @@
 #                                            # (while the machine is held); log and pid in $JOB
 #   bash bench/gpu_run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
 #   bash bench/gpu_run.sh fetch PATTERN      # copy files matching /tmp/llmclf-gpu/PATTERN to $OUT
+#   bash bench/gpu_run.sh ensemble NAME...   # bench/ensemble.py on sweep runs of one split: each adapter
+#                                            # predicts val and official test; scores in $SWEEP/ensemble
 #   bash bench/gpu_run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,7 +59,21 @@ open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['local']), sort_k
       echo "== $f"; tail -c 300 "$f" | tr '\r' '\n' | tail -n 2; done;;
   fetch)
     for f in "$STAGE"/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
+  ensemble)
+    out="$SWEEP/ensemble"; mkdir -p "$out"
+    for s in val official_test; do
+      split="$SWEEP/$1/data/splits/$s.parquet"
+      python3 -c "import pandas as pd, sys; pd.read_parquet(sys.argv[1])[['text']].to_csv(sys.argv[2], index=False)" \
+        "$split" "$out/$s.csv"
+      members=()
+      for n in "$@"; do
+        python3 -m llmclf.cli predict "$out/$s.csv" --adapter "$SWEEP/$n/models/adapter" --no-calibration \
+          -o "$out/$n-$s.jsonl" 2>&1 | tail -n 1
+        members+=("$out/$n-$s.jsonl")
+      done
+      python3 bench/ensemble.py "$split" "${members[@]}" --out "$out/$s.json"
+    done;;
   py)
     python3 "$@";;
-  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | start CMD [args] | wait SECONDS | fetch PATTERN | py SCRIPT [args]" >&2; exit 2;;
+  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | py SCRIPT [args]" >&2; exit 2;;
 esac
