@@ -2,7 +2,7 @@
 tutorial's real scale. Llama-3-8B's weights cannot be had offline, its shape can: random bf16
 weights (accuracy means nothing and is not reported), AG News texts as inputs.
 
-    bash bench/gpu_run.sh py bench/llama8b.py --out $OUT/llama8b.json
+    bash offline/run.sh py bench/llama8b.py --out $OUT/llama8b.json
 
 1. Build LlamaForSequenceClassification with Llama-3-8B's config (32 layers, hidden 4096, 32 heads
    / 8 KV heads, intermediate 14336, vocab 128256, rope theta 500000) and 4 labels, random bf16
@@ -150,7 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tokenizer", type=Path, default=Path("/tmp/llmclf-gpu/tokenizer"))
-    ap.add_argument("--train-csv", type=Path, default=Path("/tmp/llmclf-gpu/shared/ag_news/train.csv"))
+    ap.add_argument("--train-csv", type=Path, default=ROOT / "data/ag_news/train.csv")
     ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     ap.add_argument("--steps", type=int, default=30, help="optimizer steps per setting")
     ap.add_argument("--warmup", type=int, default=5, help="first steps left out of the speeds")

@@ -3,6 +3,7 @@
     llmclf predict texts.csv -o predictions.jsonl     # classify a file (CSV, JSONL, plain lines) or stdin
     llmclf export -o models/merged                    # a standalone bf16 model, adapter merged in
     llmclf report --rev main                          # metrics/report.md for a pull request
+    llmclf preset gpu --exp -n gpu-run                # a preset of presets/ as a DVC experiment
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import presets
 from .errors import UserError
 
 ADAPTER = "models/adapter"
@@ -139,6 +141,11 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--rev", default="main", help="git revision to compare with (default: main)")
     r.add_argument("-o", "--output", default="metrics/report.md")
     r.set_defaults(run=report)
+    s = sub.add_parser("preset", add_help=False, help="run presets/NAME.yaml as an experiment (--exp) or apply it "
+                       "to params.yaml; `llmclf preset --help` for more")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["preset"]:  # its own parser: everything after --exp goes to dvc
+        return presets.main(argv[1:])
     args = ap.parse_args(argv)
     if getattr(args, "format", "x") is None:
         args.format = "csv" if str(args.output).endswith(".csv") else "jsonl"

@@ -13,8 +13,8 @@ from .params import Data, Sample
 
 SPLITS = ("train", "test", "val")  # the tutorial's order of taking rows from each class
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
-OFFLINE_HINT = ("Point data.source at local files instead, e.g. `dvc exp run -S data.source=../shared/ag_news` "
-                "or `make repro` (README, 'Offline').")
+OFFLINE_HINT = ("Point data.source at local files instead, e.g. `dvc exp run -S data.source=data/ag_news` "
+                "(the AG News copy in the project).")
 
 
 class DataError(UserError):

@@ -1,14 +1,21 @@
-"""Apply named presets (presets/<name>.yaml, nested like params.yaml) onto params.yaml.
+"""Named presets (presets/<name>.yaml, nested like params.yaml; `extends: other` applies another
+first), as an experiment or as an edit of params.yaml:
 
-    python -m llmclf.presets local cpu
+    llmclf preset gpu --exp -n gpu-run     # dvc exp run -S key=value for each key of the preset
+    llmclf preset gpu --exp --queue        # queued: `dvc queue start` runs it
+    llmclf preset gpu                      # edit params.yaml in place: review with git diff, commit
 
-Comments and order in params.yaml are kept (ruamel round-trip, as `dvc exp run -S` does); the
-result is validated before it replaces the file, so a bad preset changes nothing."""
+The edit keeps comments and order in params.yaml (ruamel round-trip, as `dvc exp run -S` does) and
+is validated before it replaces the file, so a bad preset changes nothing."""
 from __future__ import annotations
 
+import argparse
 import io
+import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from . import params
 from .atomic import write_text
@@ -37,12 +44,33 @@ def override(doc: dict, item: str) -> None:
     node[last] = params.read_yaml_text(f"v: {value}", f"override {item!r}")["v"]
 
 
-def _preset(name: str, root: Path = Path(".")) -> Path:
+def load(name: str, root: Path = Path("."), seen: tuple[str, ...] = ()) -> dict:
+    """A preset's keys, with those of the preset it `extends` (and so on) underneath."""
     path = root / PRESETS / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (root / PRESETS).glob("*.yaml"))
         raise UserError(f"no preset {name!r} ({path}); presets: {', '.join(known)}")
-    return path
+    if name in seen:
+        raise UserError(f"{path}: `extends` goes round in a circle: {' -> '.join([*seen, name])}")
+    own = params.read_yaml(path)
+    base = own.pop("extends", None)
+    if base is None:
+        return own
+    doc = load(base, root, (*seen, name))
+    merge(doc, own)
+    return doc
+
+
+def leaves(doc: dict, where: str = "") -> list[str]:
+    """`group.key=value` for each value of a nested mapping, values in YAML flow style (`-S` syntax)."""
+    out = []
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            out += leaves(value, f"{where}{key}.")
+        else:
+            flow = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
+            out.append(f"{where}{key}={flow.removesuffix('...').strip()}")
+    return out
 
 
 def compose(names: list[str], overrides: list[str] = (), root: Path = Path(".")) -> dict:
@@ -50,7 +78,7 @@ def compose(names: list[str], overrides: list[str] = (), root: Path = Path("."))
     only: comments are not kept; for tools, and for machines without ruamel)."""
     raw = params.read_yaml(root / params.PARAMS_FILE)
     for name in names:
-        merge(raw, params.read_yaml(_preset(name, root)))
+        merge(raw, load(name, root))
     for item in overrides:
         override(raw, item)
     params.parse(raw, f"{root / params.PARAMS_FILE} + presets {names} + {list(overrides)}")
@@ -65,7 +93,7 @@ def apply(names: list[str], target: Path = params.PARAMS_FILE, overrides: list[s
         type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
     doc = yaml.load(target.read_text(encoding="utf-8"))
     for name in names:
-        merge(doc, params.read_yaml(_preset(name)))
+        merge(doc, load(name))
     for item in overrides:
         override(doc, item)
     out = io.StringIO()
@@ -75,6 +103,26 @@ def apply(names: list[str], target: Path = params.PARAMS_FILE, overrides: list[s
     return names
 
 
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="llmclf preset", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("names", nargs="+", help=f"presets, applied in order ({PRESETS}/NAME.yaml)")
+    ap.add_argument("--exp", nargs=argparse.REMAINDER, metavar="DVC_ARGS",
+                    help="run `dvc exp run` with the presets as -S overrides instead of editing params.yaml; "
+                         "what follows goes to dvc (-n NAME, --queue, more -S)")
+    args = ap.parse_args(argv)
+    if args.exp is None:
+        apply(args.names)
+        print(f"{params.PARAMS_FILE}: applied presets {', '.join(args.names)} (git diff shows the change)")
+        return
+    doc: dict = {}
+    for name in args.names:
+        merge(doc, load(name))
+    compose(args.names)  # validated before dvc starts
+    cmd = ["dvc", "exp", "run", *[a for item in leaves(doc) for a in ("-S", item)], *args.exp]
+    print(" ".join(cmd), flush=True)
+    sys.exit(subprocess.run(cmd).returncode)
+
+
 if __name__ == "__main__":
-    applied = apply(sys.argv[1:])
-    print(f"params.yaml: applied presets {', '.join(applied) or '(none)'}")
+    main()

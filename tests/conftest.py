@@ -6,7 +6,7 @@ import pytest
 from tiny import build_tiny_bert, build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_AG_NEWS = REPO.parent / "shared" / "ag_news"
+AG_NEWS = REPO / "data" / "ag_news"  # the AG News copy in the project
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # fail fast: tests never reach a hub
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import SHARED_AG_NEWS
+from conftest import AG_NEWS
 from llmclf import baselines, data, modeling
 from llmclf.errors import UserError
 from llmclf.params import Baseline, Data, Model, Quant
@@ -25,9 +25,8 @@ def test_tfidf_logreg_learns_the_topics():
     assert (logp.argmax(axis=1) == test["label"]).mean() >= 0.9  # chance: 0.25
 
 
-@pytest.mark.skipif(not SHARED_AG_NEWS.is_dir(), reason=f"no AG News copy at {SHARED_AG_NEWS}")
 def test_tfidf_logreg_on_a_few_real_ag_news_rows():
-    train = data.fetch(Data(source=str(SHARED_AG_NEWS)))[0]["train"]
+    train = data.fetch(Data(source=str(AG_NEWS)))[0]["train"]
     rows = train.groupby("label").head(250).sample(frac=1, random_state=0)  # 250 a class, shuffled
     fit, val, test = rows.iloc[:600], rows.iloc[600:800], rows.iloc[800:]
     predict, _ = baselines.tfidf_logreg(fit, val)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED_AG_NEWS
+from conftest import AG_NEWS, REPO
 from llmclf import presets
 from llmclf.params import ParamsError
 
@@ -49,12 +49,10 @@ def test_table_lists_each_recipe(bench):
 def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_path):
     """bench/llama8b.py's code path (build, save, load + quantize, LoRA, train, predict) on the CPU,
     with a 2-layer shape instead of Llama-3-8B's; its GPU numbers come from a real run."""
-    if not SHARED_AG_NEWS.is_dir():
-        pytest.skip(f"no AG News copy at {SHARED_AG_NEWS}")
     out = tmp_path / "llama8b.json"
     cmd = [sys.executable, "bench/llama8b.py", "--shape", "tiny", "--steps", "3", "--warmup", "1", "--infer", "40",
            "--settings", "tutorial", "project", "--tokenizer", str(tiny_model), "--model-dir", str(tmp_path / "m"),
-           "--train-csv", str(SHARED_AG_NEWS / "train.csv"), "--out", str(out)]
+           "--train-csv", str(AG_NEWS / "train.csv"), "--out", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())

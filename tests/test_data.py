@@ -19,8 +19,7 @@ from llmclf import atomic, data
 from llmclf.data import DataError
 from llmclf.params import Data, Sample
 
-REPO = Path(__file__).resolve().parents[1]
-AG_NEWS = Path(__file__).resolve().parents[2] / "shared" / "ag_news"
+from conftest import AG_NEWS, REPO
 CLASSES = ["alpha", "beta", "gamma"]
 
 
@@ -368,8 +367,6 @@ def test_is_local():
 
 @pytest.fixture
 def agnews_head(tmp_path) -> tuple[Path, list[list[str]]]:
-    if not (AG_NEWS / "train.csv").is_file():
-        pytest.skip(f"AG News copy not found at {AG_NEWS} (../shared/ag_news beside the repo)")
     with open(AG_NEWS / "train.csv", encoding="utf-8", newline="") as f:
         lines = [next(f) for _ in range(40)]
     path = tmp_path / "train.csv"
@@ -429,7 +426,7 @@ def test_check_hub_offline_fails_fast(monkeypatch):
     msg = str(e.value)
     assert msg.startswith("data.source 'fancyzhx/ag_news': the dataset hub cannot be reached")
     assert "OfflineModeIsEnabled" in msg
-    assert "local files" in msg and "data.source=../shared/ag_news" in msg
+    assert "local files" in msg and "data.source=data/ag_news" in msg
 
 
 # ---------------------------------------------------------------- the sample and split stages

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -160,17 +161,10 @@ def test_missing_file(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A tmp copy of params.yaml (reset to the scaffold's tutorial values) and presets/, as cwd."""
+    """A tmp copy of params.yaml and presets/, as cwd."""
     shutil.copytree(REPO / "presets", tmp_path / "presets")
-    text = (REPO / "params.yaml").read_text(encoding="utf-8")
-    for key, value in [("source", "fancyzhx/ag_news"), ("train_per_class", "2000"), ("test_per_class", "500"),
-                       ("val_per_class", "500"), ("lr", "1e-4"), ("gradient_checkpointing", "true"),
-                       ("group_by_length", "false")]:
-        text = set_key(text, key, value)
-    (tmp_path / "params.yaml").write_text(text, encoding="utf-8")
+    shutil.copy2(REPO / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    before = params.load("params.yaml")
-    assert (before.data.source, before.sample.train_per_class, before.train.lr) == ("fancyzhx/ag_news", 2000, 1e-4)
     return tmp_path
 
 
@@ -182,38 +176,46 @@ def dot_entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-def test_apply_local_and_cpu(project):
+def test_params_yaml_is_the_cpu_main_job():
+    """`make repro` runs params.yaml as committed: the project's own AG News copy, the CPU-sized recipe."""
+    p = params.load(REPO / "params.yaml")
+    assert p.data.source == "data/ag_news" and (REPO / p.data.source / "train.csv").is_file()
+    assert (p.sample.train_per_class, p.sample.val_per_class, p.sample.test_per_class) == (500, 50, 250)
+    assert type(p.train.lr) is float and p.train.lr == 4e-4
+    assert p.train.gradient_checkpointing is False and p.evaluate.splits == ["test"]
+
+
+def test_apply_tutorial_keeps_comments(project):
     target = Path("params.yaml")
     before = target.read_text(encoding="utf-8")
-    assert presets.apply(["local", "cpu"], target) == ["local", "cpu"]
+    assert presets.apply(["tutorial"], target) == ["tutorial"]
     after = target.read_text(encoding="utf-8")
     assert after != before
     # every comment of the original file survives, in order
     assert comments(after) == comments(before)
-    assert after.startswith("# Parameters, grouped by stage.")
+    assert after.startswith("# The main job:")
 
     p = params.load(target)
-    local = params.read_yaml(Path("presets/local.yaml"))
-    cpu = params.read_yaml(Path("presets/cpu.yaml"))
-    assert p.data.source == local["data"]["source"] == "../shared/ag_news"
+    tutorial = params.read_yaml(Path("presets/tutorial.yaml"))
     assert (p.sample.train_per_class, p.sample.test_per_class, p.sample.val_per_class) == tuple(
-        cpu["sample"][k] for k in ("train_per_class", "test_per_class", "val_per_class"))
-    assert p.sample.train_per_class != params.Sample().train_per_class  # the preset changed it
-    assert type(p.train.lr) is float and p.train.lr == 4e-4 == cpu["train"]["lr"]
-    assert p.train.gradient_checkpointing is False and p.train.group_by_length is True
-    assert p.evaluate.splits == ["test"]
-    # keys the presets do not mention keep their values
-    assert p.sample.mode == "balanced" and p.lora.r == 16 and p.quant.mode == "nf4" and p.base.seed == 42
+        tutorial["sample"][k] for k in ("train_per_class", "test_per_class", "val_per_class")) == (2000, 500, 500)
+    assert type(p.train.lr) is float and p.train.lr == 1e-4 == tutorial["train"]["lr"]
+    assert p.train.gradient_checkpointing is True and p.train.group_by_length is False
+    assert p.evaluate.splits == ["test", "official_test"]
+    # keys the preset does not mention keep their values
+    assert p.data.source == "data/ag_news" and p.lora.r == 16 and p.quant.mode == "nf4" and p.base.seed == 42
     assert p.data.revision is None
     assert re.search(r"(?m)^  revision: null\b", after)  # null stays spelled out
     assert dot_entries(project) == []
 
 
-def test_apply_accurate_on_gpu_then_overrides(project):
-    """presets/accurate.yaml is the chosen run of bench/plans/accuracy.yaml: the very params it ran with."""
+def test_apply_accurate_then_overrides(project):
+    """presets/accurate.yaml (extends gpu, which extends tutorial) is the chosen run of
+    offline/plans/accuracy.yaml: the very params it ran with."""
     run = yaml.safe_load((REPO / "bench/results/accuracy/smol-4011-r64-final/params.yaml").read_text())
-    assert presets.compose(["local", "gpu", "accurate"], root=REPO) == run
-    presets.apply(["local", "gpu", "accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
+    run["data"]["source"] = "data/ag_news"  # the run read the same files from a folder beside the project
+    assert presets.compose(["accurate"], root=REPO) == run
+    presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")
     assert (p.sample.train_per_class, p.lora.target_modules, p.lora.alpha) == (4011, "all-linear", 128)
     assert (p.train.lr, p.train.epochs, p.train.warmup_ratio, p.train.lr_scheduler) == (3e-4, 2, 0.05, "cosine")
@@ -223,15 +225,33 @@ def test_apply_accurate_on_gpu_then_overrides(project):
         presets.apply([], Path("params.yaml"), ["lora.r"])
 
 
-def test_apply_keeps_untouched_exponent_float(project):
-    presets.apply(["local"], Path("params.yaml"))
-    p = params.load("params.yaml")
-    assert p.data.source == "../shared/ag_news"
-    assert type(p.train.lr) is float and p.train.lr == 1e-4
-    assert p.sample.train_per_class == 2000
+def test_preset_as_experiment_overrides(project, monkeypatch):
+    """`llmclf preset gpu --exp ...`: dvc exp run with one -S per key of the preset and what it extends."""
+    calls = []
+    monkeypatch.setattr(presets.subprocess, "run", lambda cmd: calls.append(cmd) or SimpleNamespace(returncode=0))
+    before = Path("params.yaml").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        presets.main(["gpu", "--exp", "-n", "gpu-run", "-S", "lora.r=32"])
+    assert e.value.code == 0 and Path("params.yaml").read_bytes() == before
+    cmd = calls[0]
+    assert cmd[:3] == ["dvc", "exp", "run"] and cmd[-4:] == ["-n", "gpu-run", "-S", "lora.r=32"]
+    sets = dict(a.split("=", 1) for a in cmd[4:-4:2])
+    assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "32"  # tutorial, then gpu
+    assert sets["evaluate.splits"] == "[test, official_test]"
+    raw = params.read_yaml(Path("params.yaml"))
+    for item in sets.items():
+        presets.override(raw, "=".join(item))  # each -S reads back as the preset's value
+    assert params.parse(raw, "x").train.lr == 3e-4
 
 
-@pytest.mark.parametrize("names", [["nope"], ["local", "nope"]])
+def test_preset_extends_in_a_circle(project):
+    (project / "presets" / "a.yaml").write_text("extends: b\n", encoding="utf-8")
+    (project / "presets" / "b.yaml").write_text("extends: a\n", encoding="utf-8")
+    with pytest.raises(UserError, match="circle: a -> b -> a"):
+        presets.load("a")
+
+
+@pytest.mark.parametrize("names", [["nope"], ["gpu", "nope"]])
 def test_unknown_preset_changes_nothing(project, names):
     target = Path("params.yaml")
     before = target.read_bytes()
@@ -240,7 +260,7 @@ def test_unknown_preset_changes_nothing(project, names):
     msg = str(e.value)
     assert "'nope'" in msg
     known = ", ".join(sorted(f.stem for f in Path("presets").glob("*.yaml")))
-    assert "cpu" in known and msg.endswith(f"presets: {known}")
+    assert "tutorial" in known and msg.endswith(f"presets: {known}")
     assert target.read_bytes() == before
     assert dot_entries(project) == []
 
@@ -250,7 +270,7 @@ def test_preset_with_bad_value_changes_nothing(project):
     target = Path("params.yaml")
     before = target.read_bytes()
     with pytest.raises(params.ParamsError) as e:
-        presets.apply(["local", "bad"], target)
+        presets.apply(["gpu", "bad"], target)
     msg = str(e.value)
     assert "sample.train_per_class" in msg and "-5" in msg
     assert msg.startswith("params.yaml")

@@ -18,12 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, SHARED_AG_NEWS
+from conftest import REPO
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(not SHARED_AG_NEWS.is_dir(), reason=f"no AG News copy at {SHARED_AG_NEWS}"),
-]
+pytestmark = pytest.mark.e2e
 
 
 FAKE_TOKEN = "hf_" + secrets.token_hex(16)  # planted in every command's environment; must reach no output
@@ -51,7 +48,7 @@ def out_md5(lock: str, stage: str, path: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, tiny_model) -> Path:
-    """A git + DVC copy of the project whose params point at the shared data and the tiny model."""
+    """A git + DVC copy of the project (its own AG News copy included) whose params name the tiny model."""
     dest = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -60,7 +57,6 @@ def repo(tmp_path_factory, tiny_model) -> Path:
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / f, dest / f)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["data"]["source"] = str(SHARED_AG_NEWS)
     params["sample"] |= {"train_per_class": 40, "test_per_class": 15, "val_per_class": 10}
     params["model"] |= {"name": str(tiny_model), "max_length": 64}
     params["lora"]["target_modules"] = "all-linear"
@@ -305,12 +301,12 @@ def test_no_output_holds_the_hub_token(repo):
 
 
 def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
-    """bench/sweep.py (the GPU machine's runner, no DVC there) then bench/gpu_import.py here: each run
+    """offline/sweep.py (the GPU machine's runner, no DVC there) then offline/import_runs.py here: each run
     becomes a `dvc exp show` row with the run's own metrics; a re-evaluation reuses its base's adapter."""
     plan = tmp_path / "plan.yaml"
     plan.write_text("set: ['train.epochs=1']\nexperiments:\n  tiny-r4: ['lora.r=4']\n")
     work = tmp_path / "work"
-    sweep = [sys.executable, "bench/sweep.py", "--plan", str(plan), "--work", str(work), "--jobs", "1"]
+    sweep = [sys.executable, "offline/sweep.py", "--plan", str(plan), "--work", str(work), "--jobs", "1"]
     assert "tiny-r4: test" in run(sweep, repo)
     out = run([*sweep, "--set", "evaluate.splits=[val]", "--suffix=-val"], repo)
     assert "tiny-r4-val: val" in out
@@ -321,7 +317,7 @@ def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
 
     run(["git", "reset", "-q", "--hard"], repo)  # experiments run in the workspace by earlier tests changed it
     before = (repo / "params.yaml").read_text()
-    run([sys.executable, "bench/gpu_import.py", str(work / "out")], repo)
+    run([sys.executable, "offline/import_runs.py", str(work / "out")], repo)
     assert (repo / "params.yaml").read_text() == before  # the workspace is given back
     exps = {e["name"]: e for row in json.loads(run(["dvc", "exp", "show", "--json"], repo))
             for e in [row] + [x for ex in row.get("experiments") or [] for x in ex["revs"]]

@@ -1,6 +1,6 @@
-"""Record runs made by bench/sweep.py on a machine without DVC as DVC experiments of this repo.
+"""Record runs made by offline/sweep.py on a machine without DVC as DVC experiments of this repo.
 
-    python bench/gpu_import.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... there
+    python offline/import_runs.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... there
 
 For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data here, which must
 have the same rows as the run's (sha256 in its manifest), and the code DVC tracks as stage deps
@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "offline"))
 from sweep import code_hashes, split_hashes  # noqa: E402
 
 
@@ -102,13 +102,13 @@ def import_run(run: Path, name: str, trained: Path, data_check: bool) -> None:
         shutil.copy2(run / "models/calibration.json", ROOT / "models/calibration.json")
     sh("dvc", "commit", "--force", "--quiet")
     sh("dvc", "exp", "save", "--force", "--name", name, "--message",
-       f"{name}: run on {manifest['device']} by bench/sweep.py, imported by bench/gpu_import.py")
+       f"{name}: run on {manifest['device']} by offline/sweep.py, imported by offline/import_runs.py")
     print(f"{name}: saved as a DVC experiment ({manifest['device']}, {' '.join(manifest['overrides'])})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("packs", type=Path, help="folder with the .tgz packs bench/sweep.py wrote")
+    ap.add_argument("packs", type=Path, help="folder with the .tgz packs offline/sweep.py wrote")
     ap.add_argument("names", nargs="*", help="runs to import (default: every pack there)")
     ap.add_argument("--no-data-check", dest="data_check", action="store_false",
                     help="for packs whose manifest hashed the Parquet bytes (before content hashes)")

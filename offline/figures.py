@@ -1,12 +1,12 @@
-"""Figures for the README from a run bench/sweep.py made on a GPU: its adapter and training log, with
+"""Figures for the README from a run offline/sweep.py made on a GPU: its adapter and training log, with
 the baseline and evaluate stages of this checkout rerun here (any machine) to draw the pictures.
 
-    .venv/bin/python bench/gpu_figures.py PACKS_FOLDER NAME docs/gpu [--set baseline.zero_shot=false]
+    .venv/bin/python offline/figures.py PACKS_FOLDER NAME docs/gpu [--set baseline.zero_shot=false]
 
 In a temporary copy of the project: the run's params.yaml (+ --set), `stages/fetch.py`, `sample.py`
 and `split.py` (the same rows as the run: its manifest's sha256 per split is checked), the run's
 adapter in models/adapter, then `stages/baseline.py` and `stages/evaluate.py`. The training curves
-come from the run's own log (bench/gpu_import.log_history). The PNGs are copied to the output folder.
+come from the run's own log (offline/import_runs.log_history). The PNGs are copied to the output folder.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-from gpu_import import check_same, log_history, unpack  # noqa: E402
+sys.path.insert(0, str(ROOT / "offline"))
+from import_runs import check_same, log_history, unpack  # noqa: E402
 from llmclf import plots, presets  # noqa: E402
 from sweep import PROJECT, split_hashes  # noqa: E402
 
@@ -45,8 +45,8 @@ def main() -> None:
         for item in PROJECT:
             (shutil.copytree if (ROOT / item).is_dir() else shutil.copy2)(ROOT / item, work / item)
         raw = presets.compose([], args.overrides, root=run)
-        if raw["data"]["source"] == "../shared/ag_news":  # presets/local.yaml, relative to the project
-            raw["data"]["source"] = str((ROOT / raw["data"]["source"]).resolve())
+        if raw["data"]["source"] == "../shared/ag_news":  # older packs name the copy beside the project
+            raw["data"]["source"] = "data/ag_news"
         (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         for stage in ("fetch", "sample", "split"):
             subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, check=True)

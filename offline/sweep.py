@@ -1,8 +1,8 @@
 """Run several experiments of the pipeline side by side on one GPU machine that has no DVC, and pack
-each one's outputs so that `bench/gpu_import.py` records it as a DVC experiment here.
+each one's outputs so that `offline/import_runs.py` records it as a DVC experiment here.
 
-    python bench/sweep.py --plan bench/plans/accuracy.yaml --work /tmp/sweep --jobs 8
-    python bench/sweep.py --plan bench/plans/accuracy.yaml --work /tmp/sweep --only NAME \\
+    python offline/sweep.py --plan offline/plans/accuracy.yaml --work /tmp/sweep --jobs 8
+    python offline/sweep.py --plan offline/plans/accuracy.yaml --work /tmp/sweep --only NAME \\
         --set 'evaluate.splits=[val, test, official_test]' --suffix=-final
 
 Each experiment runs the six stage scripts in order, as `dvc repro` would, in its own copy of the
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from llmclf import params, presets  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
-PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml")  # what a stage run needs
+PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
 PART = 15 * 2**20  # under the 16 MiB a file the device transfer brings back
 
 
@@ -157,8 +157,6 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="plan experiments to run (default: all)")
     ap.add_argument("--set", nargs="*", default=[], dest="extra", help="more key=value overrides")
     ap.add_argument("--suffix", default="", help="run as NAME+SUFFIX on top of an earlier NAME run")
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared",
-                    help="the folder data.source ../shared/... means (presets/local.yaml)")
     args = ap.parse_args()
     plan = load_plan(args.plan)
     names = args.only or list(plan["experiments"])
@@ -167,8 +165,6 @@ def main() -> None:
     import torch
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     args.work.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "shared").is_symlink():  # each run's ../shared
-        (args.work / "shared").symlink_to(args.shared.resolve(), target_is_directory=True)
     print(f"{len(names)} experiments, {args.jobs} at a time, on {gpu}", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(experiment, args.work, n + args.suffix, plan, args.extra,

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# Build .gpu/ (git-ignored) for a GPU machine without network, which has torch, transformers, peft,
-# accelerate and pandas but lacks bitsandbytes, pydantic, gguf, the base models and the data:
-# one payload, cut into pieces .gpu/1, .gpu/2, ... that each fit one device call (64 MiB a call).
-#   MODELS="smollm2-135m-instruct gemma-3-270m all-minilm-l6-v2" bash bench/gpu_prepare.sh   # default: SmolLM2 only
-# Payload: Python packages (bitsandbytes cut to its CUDA 13.0 library), the GGUFs (or model folders) of MODELS, the
-# AG News copy (../shared/ag_news) and the SmolLM2 tokenizer (bench/llama8b.py's token ids).
+# Bundle for a GPU host without network (offline/README.md): the Python packages such a host usually
+# lacks (bitsandbytes, pydantic, gguf), the base models of MODELS and the SmolLM2 tokenizer, as one
+# payload in .gpu/ (git-ignored), optionally cut into pieces for a transfer with a size limit.
+#   bash offline/prepare.sh                          # one piece: .gpu/1
+#   bash offline/prepare.sh --piece-size 60M         # pieces .gpu/1, .gpu/2, ... of at most 60 MiB
+#   MODELS="smollm2-135m-instruct all-minilm-l6-v2" bash offline/prepare.sh   # default: SmolLM2 only
+# The project itself (code, params, data/ag_news) travels as the repository; offline/run.sh receive
+# reassembles the pieces on the GPU host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 GPU_PY=${GPU_PY:-3.12}   # the GPU machine's Python
 MODELS=${MODELS-smollm2-135m-instruct}
-PIECE=${PIECE:-60M}      # + the working tree (about 1 MiB, more with DVC outputs in it) per call
+PIECE=0  # bytes a piece (split(1) sizes: 60M, 1G); 0: one piece
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --piece-size) PIECE=$2; shift 2;;
+    *) echo "usage: $0 [--piece-size SIZE]" >&2; exit 2;;
+  esac
+done
 
-rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/payload/shared .gpu/wheels
+rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/wheels
 # the versions installed here, for the GPU machine's Python
 pins=$($PY - <<'PY'
 from importlib.metadata import version
@@ -36,12 +44,12 @@ print(b.fetch_gguf('$m') if b.OFFLINE_MODELS['$m'].gguf_name else b.resolve('$m'
 done
 hf=$($PY -c "from llmclf import basemodel; print(basemodel.resolve('smollm2-135m-instruct'))")
 mkdir -p .gpu/payload/tokenizer && cp "$hf"/tokenizer* .gpu/payload/tokenizer/
-cp -r ../shared/ag_news .gpu/payload/shared/
 
-tar -cf - -C .gpu/payload . | split -b "$PIECE" -d -a 2 - .gpu/piece.
+if [ "$PIECE" = 0 ]; then tar -cf .gpu/piece.00 -C .gpu/payload .
+else tar -cf - -C .gpu/payload . | split -b "$PIECE" -d -a 2 - .gpu/piece.; fi
 rm -rf .gpu/payload
 n=0
 for piece in .gpu/piece.*; do n=$((n + 1)); mkdir ".gpu/$n" && mv "$piece" ".gpu/$n/piece"; done
-cat .gpu/*/piece | sha256sum | cut -d' ' -f1 > ".gpu/$n/sha256"  # the last piece unpacks the whole
-echo "$n pieces: carry .gpu/1 ... .gpu/$n, one a call, back to back (bench/gpu_run.sh receive)"
+for i in $(seq 1 "$n"); do cat ".gpu/$i/piece"; done | sha256sum | cut -d' ' -f1 > ".gpu/$n/sha256"  # the last piece unpacks the whole
+echo "$n piece(s): copy .gpu/1 ... .gpu/$n to the GPU host's checkout, then offline/run.sh receive 1 ... $n"
 du -sh .gpu/*

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# On the GPU machine, in the repo root, after bench/gpu_prepare.sh here (README "Running on a GPU").
-#   bash bench/gpu_run.sh receive N          # carry .gpu/N; calls back to back, N = 1, 2, ...;
-#                                            # the last piece checks the whole and unpacks it
-#   bash bench/gpu_run.sh bench [args]       # bench/benchmark.py on the AG News splits
-#   bash bench/gpu_run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
-#   bash bench/gpu_run.sh sweep [args]       # bench/sweep.py: experiments side by side, packed for import
-#   bash bench/gpu_run.sh start CMD [args]   # any command above, detached: it outlives the call
-#                                            # (while the machine is held); log and pid in $JOB
-#   bash bench/gpu_run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
-#   bash bench/gpu_run.sh fetch PATTERN      # copy files matching /tmp/llmclf-gpu/PATTERN to $OUT
-#   bash bench/gpu_run.sh ensemble NAME...   # bench/ensemble.py on sweep runs of one split: each adapter
-#                                            # predicts val and official test; scores in $SWEEP/ensemble
-#   bash bench/gpu_run.sh py SCRIPT [args]   # any script with the packages, models and data in place
+# On a GPU host without network, in the checkout, after offline/prepare.sh (offline/README.md).
+#   bash offline/run.sh receive N          # .gpu/N copied into the checkout; N = 1, 2, ...;
+#                                          # the last piece checks the whole and unpacks it
+#   bash offline/run.sh bench [args]       # bench/benchmark.py on the AG News splits
+#   bash offline/run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
+#   bash offline/run.sh sweep [args]       # offline/sweep.py: experiments side by side, packed for import
+#   bash offline/run.sh start CMD [args]   # any command above, detached: it outlives the call
+#                                          # (a new session); log and pid in $JOB
+#   bash offline/run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
+#   bash offline/run.sh fetch PATTERN [DIR]  # copy files matching /tmp/llmclf-gpu/PATTERN to DIR ($OUT)
+#   bash offline/run.sh ensemble NAME...   # bench/ensemble.py on sweep runs of one split: each adapter
+#                                          # predicts val and official test; scores in $SWEEP/ensemble
+#   bash offline/run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STAGE=/tmp/llmclf-gpu
@@ -36,18 +36,18 @@ case "$cmd" in
   bench|multigpu)
     # in a copy under $STAGE: a later call re-syncs the repo folder and would delete outputs mid-run
     rm -rf "$STAGE/project" && mkdir -p "$STAGE/project"
-    cp -r llmclf stages presets bench params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
+    cp -r --parents llmclf stages presets bench data/ag_news params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
     export PYTHONPATH="$STAGE/site:$PWD"
     python3 -c "import yaml; from llmclf import presets
-open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['local']), sort_keys=False))"  # no ruamel there
+open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['tutorial']), sort_keys=False))"  # the tutorial's rows
     for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py
     python3 "$script" "$@";;
   sweep)
-    mkdir -p "$SWEEP"; python3 bench/sweep.py --work "$SWEEP" --shared "$STAGE/shared" "$@";;
+    mkdir -p "$SWEEP"; python3 offline/sweep.py --work "$SWEEP" "$@";;
   start)
-    mkdir -p "$JOB"; setsid nohup bash "$PWD/bench/gpu_run.sh" "$@" > "$JOB/log" 2>&1 < /dev/null &
+    mkdir -p "$JOB"; setsid nohup bash "$PWD/offline/run.sh" "$@" > "$JOB/log" 2>&1 < /dev/null &
     echo $! > "$JOB/pid"; sleep 10; cat "$JOB/log";;
   wait)
     end=$((SECONDS + $1))
@@ -58,7 +58,8 @@ open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['local']), sort_k
     for f in "$SWEEP"/*/run.log; do [ -f "$f" ] || continue
       echo "== $f"; tail -c 300 "$f" | tr '\r' '\n' | tail -n 2; done;;
   fetch)
-    for f in "$STAGE"/$1; do cp "$f" "$OUT/"; done; ls -la "$OUT";;
+    dest=${2:-${OUT:-$PWD/fetched}}; mkdir -p "$dest"
+    for f in "$STAGE"/$1; do cp "$f" "$dest/"; done; ls -la "$dest";;
   ensemble)
     out="$SWEEP/ensemble"; mkdir -p "$out"
     for s in val official_test; do
