@@ -21,7 +21,7 @@ import torch
 import benchmark  # bench/benchmark.py: params with presets, the stage runs and their metrics
 from llmclf import params, presets  # noqa: E402 (importable once benchmark has put the repo on the path)
 
-TARGETS = {"scaling": 1.8, "accuracy_points": 0.5}  # issue 8: >= 1.8x examples/s, accuracy within 0.5 point
+TARGETS = {"scaling": 1.8, "accuracy_points": 0.5}  # >= 1.8x examples/s, accuracy within 0.5 point
 
 
 def compare(runs: list[dict]) -> list[dict]:
@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if min(args.processes) < 1 or gpus and max(args.processes) > len(gpus):  # no GPU: CPU processes (a dry run)
-        sys.exit(f"error: --processes {args.processes}: this machine has {len(gpus)} GPUs")
+        sys.exit(f"error: --processes {args.processes}: {len(gpus)} GPU(s) visible")
     p = params.parse(presets.compose(args.preset, args.overrides))
     summary = json.loads(Path(benchmark.SPLITS, "summary.json").read_text())
     result = {"gpus": gpus, "torch": torch.__version__, "transformers": __import__("transformers").__version__,

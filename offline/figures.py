@@ -1,5 +1,5 @@
-"""Figures for the README from a run offline/sweep.py made on a GPU: its adapter and training log, with
-the baseline and evaluate stages of this checkout rerun here (any machine) to draw the pictures.
+"""Figures of a run offline/sweep.py made on a GPU host: its adapter and training log, with the
+baseline and evaluate stages of this checkout rerun on any machine (a CPU will do) to draw the pictures.
 
     .venv/bin/python offline/figures.py PACKS_FOLDER NAME docs/gpu [--set baseline.zero_shot=false]
 

@@ -1,8 +1,8 @@
 """Record runs made by offline/sweep.py on a machine without DVC as DVC experiments of this repo.
 
-    python offline/import_runs.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... there
+    python offline/import_runs.py PACKS_FOLDER [NAME ...]     # NAME.tgz or NAME.tgz.00, .01, ... in PACKS_FOLDER
 
-For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data here, which must
+For each run: its params.yaml replaces this one; `dvc repro split` rebuilds the data in this checkout, which must
 have the same rows as the run's (sha256 in its manifest), and the code DVC tracks as stage deps
 the same bytes; then the run's metrics/ (training curves rebuilt from its log where DVCLive was
 missing) and models/adapter/ take their place, `dvc commit` records them in dvc.lock
@@ -72,7 +72,7 @@ def log_history(trained: Path) -> list[dict]:
 
 
 def rebuild_curves(run: Path, trained: Path) -> None:
-    """The GPU machine has no DVCLive, so the train stage wrote no curves there: rebuild them in
+    """Where DVCLive was missing (a bare GPU host), the train stage wrote no curves: rebuild them in
     DVCLive's layout (one TSV a metric, eval_* under eval/) from the Trainer's printed logs."""
     rows: dict[str, list[str]] = {}
     for log in log_history(trained):
@@ -109,7 +109,7 @@ def import_run(run: Path, name: str, trained: Path, data_check: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("packs", type=Path, help="folder with the .tgz packs offline/sweep.py wrote")
-    ap.add_argument("names", nargs="*", help="runs to import (default: every pack there)")
+    ap.add_argument("names", nargs="*", help="runs to import (default: every pack in PACKS_FOLDER)")
     ap.add_argument("--no-data-check", dest="data_check", action="store_false",
                     help="for packs whose manifest hashed the Parquet bytes (before content hashes)")
     args = ap.parse_args()

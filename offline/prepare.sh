@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-GPU_PY=${GPU_PY:-3.12}   # the GPU machine's Python
+GPU_PY=${GPU_PY:-3.12}   # the GPU host's Python version
 MODELS=${MODELS-smollm2-135m-instruct}
 PIECE=0  # bytes a piece (split(1) sizes: 60M, 1G); 0: one piece
 while [ $# -gt 0 ]; do
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 
 rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/wheels
-# the versions installed here, for the GPU machine's Python
+# the versions installed in this checkout's .venv, for the GPU host's Python
 pins=$($PY - <<'PY'
 from importlib.metadata import version
 print(" ".join(f"{n}=={version(n)}" for n in

@@ -5,8 +5,8 @@
 #   bash offline/run.sh bench [args]       # bench/benchmark.py on the AG News splits
 #   bash offline/run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
 #   bash offline/run.sh sweep [args]       # offline/sweep.py: experiments side by side, packed for import
-#   bash offline/run.sh start CMD [args]   # any command above, detached: it outlives the call
-#                                          # (a new session); log and pid in $JOB
+#   bash offline/run.sh start CMD [args]   # any command above, detached: it outlives the shell
+#                                          # that started it (a new session); log and pid in $JOB
 #   bash offline/run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
 #   bash offline/run.sh fetch PATTERN [DIR]  # copy files matching /tmp/llmclf-gpu/PATTERN to DIR ($OUT)
 #   bash offline/run.sh ensemble NAME...   # bench/ensemble.py on sweep runs of one split: each adapter
@@ -34,7 +34,7 @@ case "$cmd" in
       echo "received piece $n"
     fi;;
   bench|multigpu)
-    # in a copy under $STAGE: a later call re-syncs the repo folder and would delete outputs mid-run
+    # in a copy under $STAGE: the checkout can change (or be copied over again) while the run goes on
     rm -rf "$STAGE/project" && mkdir -p "$STAGE/project"
     cp -r --parents llmclf stages presets bench data/ag_news params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
     export PYTHONPATH="$STAGE/site:$PWD"

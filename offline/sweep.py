@@ -1,5 +1,5 @@
-"""Run several experiments of the pipeline side by side on one GPU machine that has no DVC, and pack
-each one's outputs so that `offline/import_runs.py` records it as a DVC experiment here.
+"""Run several experiments of the pipeline side by side on one GPU host that has no DVC, and pack
+each one's outputs so that `offline/import_runs.py` records it as a DVC experiment in a checkout with DVC.
 
     python offline/sweep.py --plan offline/plans/accuracy.yaml --work /tmp/sweep --jobs 8
     python offline/sweep.py --plan offline/plans/accuracy.yaml --work /tmp/sweep --only NAME \\
@@ -10,7 +10,8 @@ project (WORK/NAME/) whose params.yaml is this one + the plan's presets + the pl
 overrides (`dvc exp run -S` syntax). `--suffix` reuses WORK/NAME's data and adapter and reruns
 only what the new overrides change (baseline and evaluate for `evaluate.*`). At these model sizes one
 training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
-Packs go to WORK/out/NAME.tgz, split in 15 MiB parts (.tgz.00, .01, ...) for the transfer back.
+Packs go to WORK/out/NAME.tgz; `--part-size MiB` cuts larger ones into parts (.tgz.00, .01, ...) for a
+transfer back with a size limit per file.
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ from llmclf import params, presets  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
 PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
-PART = 15 * 2**20  # under the 16 MiB a file the device transfer brings back
 
 
 def code_hashes(folder: Path) -> dict[str, str]:
@@ -78,7 +78,7 @@ def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | Non
             src = ROOT / item
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / item)
     raw = presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][base or name], *extra],
-                          root=folder)  # PyYAML: the GPU machine has no ruamel for presets.apply
+                          root=folder)  # PyYAML: a GPU host may lack ruamel for presets.apply
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return folder
 
@@ -98,7 +98,8 @@ def run(folder: Path, stages: tuple[str, ...]) -> dict:
     return {"stage_seconds": seconds, "failed": failed}
 
 
-def pack(folder: Path, out: Path, adapter: bool) -> list[Path]:
+def pack(folder: Path, out: Path, adapter: bool, part: int = 0) -> list[Path]:
+    """WORK/out/NAME.tgz, or parts of at most `part` bytes when it is larger (0: one file)."""
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"{folder.name}.tgz*"):
         old.unlink()
@@ -108,18 +109,19 @@ def pack(folder: Path, out: Path, adapter: bool) -> list[Path]:
                      *(["models/adapter"] if adapter else [])):
             if (folder / item).exists():
                 tar.add(folder / item, arcname=item)
-    if archive.stat().st_size <= PART:
+    if not part or archive.stat().st_size <= part:
         return [archive]
     parts, data = [], archive.read_bytes()
-    for i in range(0, len(data), PART):
-        part = out / f"{archive.name}.{i // PART:02d}"
-        part.write_bytes(data[i:i + PART])
-        parts.append(part)
+    for i in range(0, len(data), part):
+        piece = out / f"{archive.name}.{i // part:02d}"
+        piece.write_bytes(data[i:i + part])
+        parts.append(piece)
     archive.unlink()
     return parts
 
 
-def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | None, gpu: str) -> dict:
+def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | None, gpu: str,
+               part: int = 0) -> dict:
     folder = prepare(work, name, plan, extra, base)
     # evaluate.* params reach the baseline and evaluate stages only (dvc.yaml)
     stages = ("baseline", "evaluate") if base and all(o.startswith("evaluate.") for o in extra) else STAGES
@@ -130,8 +132,8 @@ def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | 
     if not result["failed"]:
         result |= {"code": code_hashes(folder), "splits": split_hashes(folder)}
     (folder / "manifest.json").write_text(json.dumps(result, indent=2) + "\n")
-    # a re-evaluation's adapter is its base run's: the import takes it from there
-    result["packs"] = [p.name for p in pack(folder, work / "out", adapter="train" in result["ran"])]
+    # a re-evaluation's adapter is its base run's: the import takes it from that run's pack
+    result["packs"] = [p.name for p in pack(folder, work / "out", adapter="train" in result["ran"], part=part)]
     return result
 
 
@@ -157,6 +159,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="plan experiments to run (default: all)")
     ap.add_argument("--set", nargs="*", default=[], dest="extra", help="more key=value overrides")
     ap.add_argument("--suffix", default="", help="run as NAME+SUFFIX on top of an earlier NAME run")
+    ap.add_argument("--part-size", type=float, default=0, metavar="MiB",
+                    help="cut packs larger than this into parts (default 0: one file a run)")
     args = ap.parse_args()
     plan = load_plan(args.plan)
     names = args.only or list(plan["experiments"])
@@ -168,7 +172,7 @@ def main() -> None:
     print(f"{len(names)} experiments, {args.jobs} at a time, on {gpu}", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(experiment, args.work, n + args.suffix, plan, args.extra,
-                               n if args.suffix else None, gpu) for n in names]
+                               n if args.suffix else None, gpu, int(args.part_size * 2**20)) for n in names]
         for f in futures:
             print(summary_line(args.work, f.result()), flush=True)
 

@@ -1,30 +1,60 @@
-"""The README's GPU tables show the numbers of the committed result files they cite."""
+"""The numbers in docs/*.md are those of the committed result files they cite (bench/results/, docs/gpu/)."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
-README = (REPO / "README.md").read_text(encoding="utf-8")
+RESULTS = REPO / "bench/results"
+DOCS = {p.name: p.read_text(encoding="utf-8") for p in [*(REPO / "docs").glob("*.md"), REPO / "offline/README.md"]}
 
 
-def row(start: str) -> str:
-    """The one README table row that starts with `start`."""
-    rows = [line for line in README.splitlines() if line.startswith(start)]
-    assert len(rows) == 1, (start, rows)
+def load(path: str) -> dict:
+    return json.loads((REPO / path).read_text(encoding="utf-8"))
+
+
+def row(doc: str, start: str) -> str:
+    """The one table row of docs/`doc` that starts with `start`."""
+    rows = [line for line in DOCS[doc].splitlines() if line.startswith(start)]
+    assert len(rows) == 1, (doc, start, rows)
     return rows[0]
 
 
+def cells(doc: str, start: str) -> list[str]:
+    return [c.strip() for c in row(doc, start).strip().strip("|").split("|")]
+
+
+def test_cited_files_exist():
+    """Every repository path a doc cites in backquotes is committed (results, scripts, presets, plans)."""
+    cited = set()
+    for text in DOCS.values():
+        cited |= set(re.findall(r"`((?:bench|offline|presets|docs|data/ag_news|tests|llmclf|stages)/[\w./-]+\.\w+)`", text))
+        cited |= set(re.findall(r"`(bench/results/[\w./-]+/)`", text))  # result folders
+    assert cited
+    missing = sorted(p for p in cited if not (REPO / p).exists())
+    assert not missing, missing
+
+
+# ---------------------------------------------------------------- docs/gpu.md
+
 def test_benchmark_table_is_the_h100_run():
-    run = json.loads((REPO / "bench/results/h100-tutorial-vs-project.json").read_text())
+    """The section "Speed: tutorial vs presets": bench/results/h100-tutorial-vs-project.json."""
+    run = load("bench/results/h100-tutorial-vs-project.json")
     assert run["device"] == "NVIDIA H100 80GB HBM3"
     tutorial, project = run["results"]
     assert (tutorial["recipe"], project["recipe"]) == ("tutorial", "project")
-    for r, cells in ((tutorial, row("| (a) tutorial as written |")), (project, row("| (b) project, `presets/gpu.yaml` |"))):
+    for r, cells_ in ((tutorial, row("gpu.md", "| (a) tutorial as written |")),
+                      (project, row("gpu.md", "| (b) project, `presets/gpu.yaml` |"))):
         for acc in ("baseline_test", "test", "baseline_official_test", "official_test"):
-            assert f"{r[acc]['accuracy']:.4f}" in cells, (acc, cells)
-        assert f"{r['train_examples_per_s']:.1f}" in cells and f"{r['peak_gpu_memory_gib']:.3f}" in cells
-        assert any(f.format(r["inference_examples_per_s"]) in cells for f in ("{:.1f}", "{:,.0f}"))
+            assert f"{r[acc]['accuracy']:.4f}" in cells_, (acc, cells_)
+        assert f"{r['train_examples_per_s']:.1f}" in cells_ and f"{r['peak_gpu_memory_gib']:.3f}" in cells_
+        assert any(f.format(r["inference_examples_per_s"]) in cells_ for f in ("{:.1f}", "{:,.0f}"))
+        assert f"{r['train_seconds']:.0f} s" in cells_ and f"{r['wall_seconds']:.0f} s" in cells_
+        assert f"{r['train_tokens_per_s']:,.0f}" in cells_
     # the targets the text claims: >= 3x training, >= 5x inference, no more memory, accuracy within 0.5 point
     assert project["train_examples_per_s"] >= 3 * tutorial["train_examples_per_s"]
     assert project["inference_examples_per_s"] >= 5 * tutorial["inference_examples_per_s"]
@@ -33,10 +63,165 @@ def test_benchmark_table_is_the_h100_run():
         assert project[split]["accuracy"] >= tutorial[split]["accuracy"] - 0.005
 
 
+def test_tuning_table_is_the_h200_runs():
+    t = {name: load(f"bench/results/tuning/{name}.json")["results"]
+         for name in ("h200-gc-b32-lr2e-4", "h200-b32-lr2e-4-with-tutorial", "h200-b32-lr3e-4",
+                      "h200-gc-b64-lr3e-4", "h200-b16-lr2e-4")}
+    gc, b32 = t["h200-gc-b32-lr2e-4"][0], t["h200-b32-lr2e-4-with-tutorial"][0]
+    assert gc["params"]["train"]["gradient_checkpointing"] and not b32["params"]["train"]["gradient_checkpointing"]
+    r = row("gpu.md", "| no gradient checkpointing (batch 32, lr 2e-4) |")
+    assert f"{gc['train_examples_per_s']} → {b32['train_examples_per_s']}" in r
+    assert f"{gc['peak_gpu_memory_gib']} → {b32['peak_gpu_memory_gib']} GiB" in r
+    r = row("gpu.md", "| lr 2e-4 → 3e-4 at batch 32 |")
+    assert f"val {b32['val_accuracy']} → {t['h200-b32-lr3e-4'][0]['val_accuracy']}" in r
+    assert "0.878" in r and "'eval_accuracy': '0.878'" in (RESULTS / "h200-tutorial-vs-project.log").read_text()
+    assert f"val {t['h200-gc-b64-lr3e-4'][0]['val_accuracy']}" in row("gpu.md", "| batch 64, lr 3e-4 (with checkpointing) |")
+    b16 = t["h200-b16-lr2e-4"][0]
+    r = row("gpu.md", "| batch 16, lr 2e-4 (no checkpointing) |")
+    assert f"val {b16['val_accuracy']}, {b16['train_examples_per_s']} train ex/s, {b16['peak_gpu_memory_gib']} GiB" in r
+    h200 = load("bench/results/h200-tutorial-vs-project.json")["results"]
+    r = row("gpu.md", "| dense inference against the tutorial's 4-bit loop |")
+    assert f"{h200[0]['inference_examples_per_s']} → {h200[1]['inference_examples_per_s']:,}" in r
+    assert f"{h200[1]['peak_gpu_memory_gib']} GiB peak against the tutorial's" in DOCS["gpu.md"]
+    by_stage = load("bench/results/h100-tutorial-vs-project.json")["results"][1]["peak_gpu_memory_gib_by_stage"]
+    assert ("(baseline {baseline}, train {train}, evaluate {evaluate} GiB".format(**by_stage)) in DOCS["gpu.md"]
+
+
+def test_llama8b_table_is_the_h200_run():
+    run = load("bench/results/llama8b/h200-llama3-8b-shape.json")
+    assert run["device"] == "NVIDIA H200" and f"{run['parameters_billion']}B parameters" in DOCS["gpu.md"]
+    starts = {"tutorial": "| tutorial: batch 8", "project": "| project: batch 32",
+              "project-checkpointing": "| project + `train.gradient_checkpointing: true` |"}
+    for r in run["results"]:
+        c = cells("gpu.md", starts[r["setting"]])
+        assert c[1].strip("*") == f"{r['train_examples_per_s']}"
+        assert c[2] == f"{r['train_tokens_per_s']:,}"
+        assert c[3].strip("*") == f"{r['train_peak_gpu_memory_gib']} GiB"
+        assert c[4] == f"{r['inference_examples_per_s']}" and c[5] == f"{r['inference_peak_gpu_memory_gib']} GiB"
+        assert c[6].startswith(f"{r['load_and_quantize_seconds']} s")
+
+
+# ---------------------------------------------------------------- docs/accuracy.md
+
 def test_accuracy_row_is_the_chosen_run():
     run = REPO / "bench/results/accuracy/smol-4011-r64-final"
     scores = json.loads((run / "eval.json").read_text())
-    cells = row("| `presets local gpu accurate` |")
-    assert f"{scores['val']['accuracy']:.3f}" in cells and f"**{scores['official_test']['accuracy']:.4f}**" in cells
+    cells_ = row("accuracy.md", "| `presets/accurate.yaml` |")
+    assert f"{scores['val']['accuracy']:.3f}" in cells_ and f"**{scores['official_test']['accuracy']:.4f}**" in cells_
     train = json.loads((run / "train.json").read_text())
-    assert f"{train['train_seconds']:.0f} s" in cells and f"{train['peak_gpu_memory_gib']:.1f} GiB" in cells
+    assert f"{train['train_seconds']:.0f} s" in cells_ and f"{train['peak_gpu_memory_gib']:.1f} GiB" in cells_
+    assert f"{train['train_examples_per_s']} ex/s" in cells_
+    assert load("bench/results/accuracy/smol-4011-r64-final/manifest.json")["device"].startswith("NVIDIA H100")
+    before = load("bench/results/accuracy/smol-4011-r64-final/baseline.json")["untrained_head"]["official_test"]
+    assert f"untrained head scores {before['accuracy']}" in DOCS["accuracy.md"]
+
+
+def experiments() -> dict[str, list[str]]:
+    """bench/results/accuracy/experiments.md: run name -> its cells (dvc exp show --md)."""
+    out = {}
+    for line in (RESULTS / "accuracy/experiments.md").read_text().splitlines():
+        c = [x.strip() for x in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and "[" in c[0]:
+            out[c[0].split("[")[1].rstrip("]")] = c
+    return out
+
+
+def test_accuracy_runs_table_is_experiments_md():
+    runs = experiments()
+    assert len(runs) == 23
+    doc_rows = [line for line in DOCS["accuracy.md"].splitlines() if re.match(r"\| `[\w.-]+` \| (SmolLM2|Gemma|MiniLM)", line)]
+    assert len(doc_rows) == len(runs)
+    for name, c in runs.items():
+        d = cells("accuracy.md", f"| `{name}` |")
+        train_seconds, val, test, official = c[1:5]
+        assert (d[9], d[10], d[11], d[12]) == (val, test, official, train_seconds), name
+        assert d[3] == f"{c[5]} / {c[6]}" and d[5] == c[12] and d[6] == c[13] and d[7] == c[14], name
+    # where each ran: the sweep logs and manifests
+    for log in ("round1.log", "round2.log"):
+        text = (RESULTS / "accuracy" / log).read_text()
+        assert "on NVIDIA H200" in text.splitlines()[0]
+        for name in re.findall(r"(?m)^([\w.-]+): val", text):
+            assert cells("accuracy.md", f"| `{name}` |")[-1] == "H200", name
+
+
+def test_accuracy_levers_and_gap_are_experiments_md():
+    val = {name: c[2] for name, c in experiments().items()}
+    official = {name: c[4] for name, c in experiments().items()}
+    text = DOCS["accuracy.md"]
+    assert f"val {val['smol-2000']} → {val['smol-3271']}" in text
+    assert f"{official['smol-all-linear-lr5e-4-final']} → {official['smol-best-4011']}" in text
+    assert f"val {val['smol-3271']} → {val['smol-all-linear']}" in text
+    assert f"(val {val['smol-all-linear-bf16']} both)" in text and val["smol-all-linear-bf16"] == val["smol-all-linear-lr5e-4"]
+    assert f"val {val['gemma-all-linear-r32-ls'][:4]} at best" in text
+    assert f"val {val['minilm-4011-final']}, official test {official['minilm-4011-final']}" in text
+    assert f"val {val['minilm-4011-lr1e-3']}" in text
+    minilm = load("bench/results/accuracy/minilm-4011-final/train.json")
+    assert f"{minilm['train_seconds']:.0f} s" in text and f"{minilm['train_examples_per_s']} ex/s" in text
+    best = max(official.values(), key=lambda v: float(v) if v != "-" else 0)
+    assert best == official["smol-best-3761"] and f"measured, {best}, is `smol-best-3761`" in text
+    # one standard error at 0.92: 0.9 point on 1,000 rows, 0.44 on 3,800
+    assert round(100 * math.sqrt(0.92 * 0.08 / 1000), 1) == 0.9 and round(100 * math.sqrt(0.92 * 0.08 / 3800), 2) == 0.44
+
+
+@pytest.mark.parametrize("folder, start", [("ensemble-r64-minilm", "| on a CPU, float32"),
+                                           ("ensemble-gpu-r64-minilm", "| both trained and scored on one NVIDIA H100")])
+def test_ensemble_rows_are_their_scores(folder, start):
+    c = cells("accuracy.md", start)
+    for split, cell in (("val", c[1]), ("official_test", c[2])):
+        scores = list(load(f"bench/results/accuracy/{folder}/{split}.json").values())  # member, member, mean
+        digits = 3 if split == "val" else 4
+        assert cell == " / ".join([f"{v:.{digits}f}" for v in scores[:2]] + [f"**{scores[2]:.{digits}f}**"]), (split, cell)
+    assert c[3] == f"`bench/results/accuracy/{folder}/`"
+
+
+def test_ensemble_gpu_member_speed_is_the_sweep_log():
+    log = (RESULTS / "accuracy/ensemble-gpu-r64-minilm/sweep.log").read_text()
+    assert "on NVIDIA H100" in log
+    m = re.search(r"minilm-4011-gpu: val [\d.]+; train ([\d.]+) s \(([\d.]+) ex/s\), peak GiB baseline/train/evaluate [\d.]+/([\d.]+)/", log)
+    assert f"{m[1]} s on the H100 ({m[2]} ex/s,\n{m[3]} GiB" in DOCS["accuracy.md"]
+
+
+# ---------------------------------------------------------------- docs/scale-out.md
+
+def test_multigpu_table_is_the_h200x2_run():
+    run = load("bench/results/multigpu-h200x2.json")
+    assert run["gpus"] == ["NVIDIA H200", "NVIDIA H200"] and len(run["runs"]) == 1
+    one = run["runs"][0]
+    assert one["processes"] == 1 and one["train_steps"] == 250
+    c = cells("scale-out.md", "| 1 |")
+    assert c[1] == f"{one['train_examples_per_s']}"
+    assert (c[3], c[4]) == (f"{one['test']['accuracy']:.4f}", f"{one['official_test']['accuracy']:.4f}")
+    assert c[5] == f"{one['peak_gpu_memory_gib']:.1f} GiB"
+    # the 2-process run: its lines in the log (the second `train:` dict and the last test lines)
+    log = (RESULTS / "multigpu-h200x2.log").read_text()
+    trains = re.findall(r"(?m)^train: (\{.*\})$", log)
+    two = eval(trains[-1])  # a printed dict of numbers
+    assert two["processes"] == 2 and two["train_steps"] == 250
+    tests = re.findall(r"(?m)^test: accuracy ([\d.]+)", log)
+    officials = re.findall(r"(?m)^official_test: accuracy ([\d.]+)", log)
+    c = cells("scale-out.md", "| 2 |")
+    assert c[1] == f"{two['train_examples_per_s']}"
+    assert c[2].strip("*") == f"{two['train_examples_per_s'] / one['train_examples_per_s']:.2f}"
+    assert (c[3], c[4]) == (tests[-1], officials[-1])
+    assert c[5] == f"{two['peak_gpu_memory_gib']:.1f} GiB"
+    assert f"{one['train_seconds']} s for 250 steps" in DOCS["scale-out.md"]
+
+
+# ---------------------------------------------------------------- docs/pipeline.md
+
+def test_figures_table_is_docs_gpu_json():
+    ev, base = load("docs/gpu/eval.json"), load("docs/gpu/baseline.json")
+    assert cells("pipeline.md", "| untrained head |")[1] == f"{base['untrained_head']['official_test']['accuracy']}"
+    assert cells("pipeline.md", "| TF-IDF + logistic regression |")[1] == f"{base['tfidf_logreg']['official_test']['accuracy']}"
+    c = cells("pipeline.md", "| fine-tuned |")
+    off = ev["official_test"]
+    assert c[1] == f"**{off['accuracy']}**" and c[2] == f"{off['ece']}"
+    assert c[3] == f"{off['ece_calibrated']} (T = {ev['calibration']['temperature']}, fitted on val)"
+
+
+def test_base_model_sizes_are_basemodel_py():
+    source = (REPO / "llmclf/basemodel.py").read_text()
+    for alias in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"):
+        block = source.split(f'"{alias}": PyPIModel(')[1].split("PyPIModel(")[0]
+        size = re.search(r'size="([\d.]+ MB)"', block)[1]
+        assert f" | {size} | " in row("pipeline.md", f"| `{alias}`"), alias
