@@ -1,6 +1,7 @@
 """Stage 4, baseline: what fine-tuning has to beat, scored on the test splits. The tutorial's baseline
 (the untrained model with a fresh classification head), TF-IDF + logistic regression trained on the
 same rows, and the causal LM prompted zero-shot."""
+import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import baselines, data, inference, metrics, modeling, params
 from llmclf.outputs import write_baselines
 

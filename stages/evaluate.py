@@ -1,5 +1,6 @@
 """Stage 6, evaluate: base + trained adapter from disk, scored on the test splits against the baselines;
 calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures."""
+import _env  # noqa: F401  (first: the project's Python environment)
 from pathlib import Path
 
 import pandas as pd

@@ -1,4 +1,5 @@
 """Stage 1, fetch: read `data.source` (hub dataset or local files) into data/raw/<split>.parquet."""
+import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import data, params
 from llmclf.atomic import atomic_path, write_json
 

@@ -1,4 +1,5 @@
 """Stage 2, sample: the tutorial's seeded per-class sampling of the raw training rows."""
+import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import data, params
 from llmclf.atomic import write_parquet
 

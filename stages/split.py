@@ -1,4 +1,5 @@
 """Stage 3, split: write train/val/test (and the source's official test) with a summary and class weights."""
+import _env  # noqa: F401  (first: the project's Python environment)
 from pathlib import Path
 
 import pandas as pd

@@ -1,6 +1,7 @@
 """Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head).
 With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a share of every batch
 (DDP); the main process alone logs and writes the outputs."""
+import _env  # noqa: F401  (first: the project's Python environment)
 import json
 import shutil
 import time
