@@ -1,14 +1,16 @@
-"""Benchmark, in one process on one machine: (a) the tutorial's recipe as written against (b) this
-project's stage scripts with a preset, on the same splits and base model.
+"""Benchmark, in one process on one machine: the tutorial's recipe as written against this project's
+stage scripts with each GPU preset, on the same splits and base model; one JSON with every run and
+the issue's targets checked against the tutorial's numbers of the same run.
 
-    python bench/benchmark.py --out bench/results/run.json            # both recipes
-    python bench/benchmark.py --recipes project --preset gpu --set train.batch_size=64
+    python bench/benchmark.py --out bench/results/run.json              # tutorial, gpu, qlora, small-gpu
+    python bench/benchmark.py --recipes project --presets gpu --set train.batch_size=128
 
-(a) is the tutorial's code path: nf4 + double quant, prepare_model_for_kbit_training defaults
-(gradient checkpointing on), batch 8, max_length 512, padding per batch, eval + save each epoch,
-and its 32-row `model(**inputs)` inference loop in data order. (b) runs stages/baseline.py,
-train.py and evaluate.py as subprocesses with params.yaml + presets, as `dvc repro` would.
-Training speed is trainer.train()'s wall time in both (it includes the per-epoch validation pass).
+The tutorial's code path: nf4 + double quant, prepare_model_for_kbit_training defaults (gradient
+checkpointing on), batch 8, max_length 512, padding per batch, eval + save each epoch, and its 32-row
+`model(**inputs)` inference loop in data order. A preset's run: stages/baseline.py, train.py and
+evaluate.py as subprocesses with params.yaml + the preset (NAME, or A+B for several), as `dvc repro`
+would. Training speed is trainer.train()'s wall time in both (with the tutorial's per-epoch validation).
+`python bench/benchmark.py --docs RESULT.json` prints the tables docs/gpu.md shows.
 """
 from __future__ import annotations
 
@@ -130,6 +132,14 @@ NO_EXTRA_BASELINES = ["baseline.tfidf=false", "baseline.zero_shot=false"]
 
 
 def run_project(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate")) -> dict:
+    """run_stages, or the error that stopped it: one preset's failure leaves the others' runs."""
+    try:
+        return run_stages(preset_names, overrides, stages)
+    except (subprocess.CalledProcessError, OSError, KeyError) as e:
+        return {"recipe": "project", "presets": preset_names, "overrides": overrides, "error": str(e)[:500]}
+
+
+def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate")) -> dict:
     """The stage scripts with these params; metrics of a stage left out are its last run's."""
     raw = presets.compose(preset_names, NO_EXTRA_BASELINES + overrides)
     saved = params.PARAMS_FILE.read_text(encoding="utf-8")
@@ -155,7 +165,9 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
     out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("train_steps", "processes", "val_accuracy", "val_balanced_accuracy") if k in train}
     rows = {s: len(data.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
-    out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / ev[s]["examples_per_s"] for s in splits), 1)
+    overall = lambda scores: round(sum(rows.values()) / sum(rows[s] / scores[s]["examples_per_s"] for s in splits), 1)  # noqa: E731
+    out["inference_examples_per_s"] = overall(ev)
+    out["baseline_inference_examples_per_s"] = overall(base["untrained_head"])
     peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
     out["peak_gpu_memory_gib_by_stage"] = dict(zip(("baseline", "train", "evaluate"), peaks))
@@ -164,39 +176,122 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
     return out
 
 
+def name(r: dict) -> str:
+    if r["recipe"] == "tutorial":
+        return "tutorial as written"
+    return "+".join(r["presets"]) + (" " + " ".join(r["overrides"]) if r["overrides"] else "")
+
+
+# The targets, as multiples of the tutorial's numbers of the same run: training examples/s, with peak
+# GPU memory at most `memory` GiB (None: no higher than the tutorial's); inference examples/s
+# (evaluate and the untrained-head baseline). Accuracy within 0.5 point on test and official test.
+TARGETS = {"gpu": {"train": 50, "memory": 24, "inference": 20},
+           "qlora": {"train": 25, "memory": 24},
+           "small-gpu": {"train": 5, "memory": None}}
+ACCURACY_POINTS = 0.5
+
+
+def targets(result: dict) -> list[dict]:
+    """Each preset run's targets against the tutorial's run in the same result: measured, required, met."""
+    tutorial = next((r for r in result["results"] if r["recipe"] == "tutorial"), None)
+    checks = []
+    for r in result["results"]:
+        goal = TARGETS.get(name(r)) if r["recipe"] == "project" else None
+        if goal is None or tutorial is None:
+            continue
+        check = lambda what, got, need, met: checks.append(  # noqa: E731
+            {"preset": name(r), "target": what, "measured": got, "required": need, "met": bool(met)})
+        if "error" in r:
+            check("runs", r["error"], "no error", False)
+            continue
+        speed = round(r["train_examples_per_s"] / tutorial["train_examples_per_s"], 1)
+        check("training x tutorial", speed, goal["train"], speed >= goal["train"])
+        limit = tutorial["peak_gpu_memory_gib"] if goal["memory"] is None else goal["memory"]
+        check("peak GiB", r["peak_gpu_memory_gib"], limit, r["peak_gpu_memory_gib"] <= limit)
+        if "inference" in goal:
+            for key in ("inference_examples_per_s", "baseline_inference_examples_per_s"):
+                times = round(r[key] / tutorial["inference_examples_per_s"], 1)
+                check(f"{key.removesuffix('_examples_per_s').replace('_', ' ')} x tutorial", times, goal["inference"],
+                      times >= goal["inference"])
+        for split in EVAL_SPLITS:
+            change = round(100 * (r[split]["accuracy"] - tutorial[split]["accuracy"]), 2)
+            check(f"{split} accuracy change, points", change, -ACCURACY_POINTS, change >= -ACCURACY_POINTS)
+    return checks
+
+
 def table(results: list[dict]) -> str:
-    cols = ["recipe", "test acc before", "test acc after", "official acc before", "official acc after",
-            "bal. acc after (test)", "train ex/s", "train tok/s", "infer ex/s", "peak GiB", "wall s"]
+    """One row a run; speeds also as multiples of the tutorial's where it is among them."""
+    tutorial = next((r for r in results if r["recipe"] == "tutorial" and "error" not in r), None)
+    times = lambda r, k: f" ({r[k] / tutorial[k]:.1f}x)" if tutorial and r is not tutorial else ""  # noqa: E731
+    cols = ["run", "test acc before → after", "official test acc before → after", "train ex/s",
+            "train tok/s", "infer ex/s", "peak GiB", "wall s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
-        g = lambda k, m: r.get(k, {}).get(m, "")  # noqa: E731
-        lines.append("| " + " | ".join(str(x) for x in [
-            r["recipe"] + (f" ({'+'.join(r['presets'])}{' ' + ' '.join(r['overrides']) if r['overrides'] else ''})"
-                           if r["recipe"] == "project" else ""),
-            g("baseline_test", "accuracy"), g("test", "accuracy"), g("baseline_official_test", "accuracy"),
-            g("official_test", "accuracy"), g("test", "balanced_accuracy"), r["train_examples_per_s"],
-            r["train_tokens_per_s"], r["inference_examples_per_s"], r["peak_gpu_memory_gib"], r["wall_seconds"]]) + " |")
+        if "error" in r:
+            lines.append(f"| {name(r)} | failed: {r['error'][:80]} |" + " |" * (len(cols) - 2))
+            continue
+        acc = lambda split: f"{r[f'baseline_{split}']['accuracy']:.4f} → {r[split]['accuracy']:.4f}"  # noqa: E731
+        lines.append("| " + " | ".join([
+            name(r), acc("test"), acc("official_test"),
+            f"{r['train_examples_per_s']:,.1f}{times(r, 'train_examples_per_s')}", f"{r['train_tokens_per_s']:,.0f}",
+            f"{r['inference_examples_per_s']:,.0f}{times(r, 'inference_examples_per_s')}",
+            f"{r['peak_gpu_memory_gib']:.2f}", f"{r['wall_seconds']:.0f}"]) + " |")
     return "\n".join(lines)
+
+
+def targets_table(checks: list[dict]) -> str:
+    lines = ["| preset | target | measured | required | met |", "|---|---|---|---|---|"]
+    lines += [f"| {c['preset']} | {c['target']} | {c['measured']} | {'≤' if 'GiB' in c['target'] else '≥'} "
+              f"{c['required']} | {'yes' if c['met'] else '**no**'} |" for c in checks]
+    return "\n".join(lines)
+
+
+def docs(result: dict) -> str:
+    """What docs/gpu.md shows of a result: the runs, then the targets."""
+    return f"{table(result['results'])}\n\n{targets_table(targets(result))}\n"
+
+
+def headline(result: dict) -> str:
+    """The README's one-row summary of the gpu preset against the tutorial in this result."""
+    tutorial = next(r for r in result["results"] if r["recipe"] == "tutorial")
+    gpu = next(r for r in result["results"] if r["recipe"] == "project" and name(r) == "gpu")
+    return (f"| `gpu` preset, {result['device']} | {gpu['official_test']['accuracy']:.4f} "
+            f"(tutorial {tutorial['official_test']['accuracy']:.4f}) | "
+            f"{gpu['train_examples_per_s'] / tutorial['train_examples_per_s']:.1f}x | "
+            f"{gpu['inference_examples_per_s'] / tutorial['inference_examples_per_s']:.1f}x | "
+            f"{gpu['peak_gpu_memory_gib']:.1f} GiB |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipes", nargs="+", choices=["tutorial", "project"], default=["tutorial", "project"])
-    ap.add_argument("--preset", nargs="*", default=["gpu"], help="presets for the project recipe")
+    ap.add_argument("--recipes", nargs="+", choices=["tutorial", "project"], default=["project", "tutorial"])
+    ap.add_argument("--presets", nargs="*", default=list(TARGETS),
+                    help="one project run each, in this order (A+B: presets A then B)")
     ap.add_argument("--set", nargs="*", default=[], dest="overrides",
-                    help="key=value params overrides (both recipes; the tutorial reads model.name only)")
-    ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
+                    help="key=value params overrides (every run; the tutorial reads model.name only)")
+    ap.add_argument("--out", type=Path, help="JSON file to write")
+    ap.add_argument("--docs", type=Path, help="print docs/gpu.md's tables of this result JSON, and stop")
     args = ap.parse_args()
+    if args.docs:
+        print(docs(json.loads(args.docs.read_text())), end="")
+        return
+    if args.out is None:
+        ap.error("--out is required")
     p = params.parse(presets.compose([], args.overrides))  # the tutorial takes model.name, seed, classes
     summary = json.loads(Path(SPLITS, "summary.json").read_text())
     result = {"device": device_name(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "model": p.model.name,
               "splits": {s: v["rows"] for s, v in summary["splits"].items()}, "results": []}
-    for recipe in args.recipes:
-        result["results"].append(run_tutorial(p) if recipe == "tutorial" else run_project(args.preset, args.overrides))
+    runs = [("project", names.split("+")) for names in args.presets] if "project" in args.recipes else []
+    runs = sorted(runs + [("tutorial", [])] * ("tutorial" in args.recipes),
+                  key=lambda run: args.recipes.index(run[0]))
+    for recipe, names in runs:
+        result["results"].append(run_tutorial(p) if recipe == "tutorial" else run_project(names, args.overrides))
+        result["targets"] = targets(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each recipe: a timeout keeps the first
-    print(f"\n{result['device']}, {p.model.name}, splits {result['splits']}\n{table(result['results'])}")
+        args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each run: a timeout keeps the others
+        print(f"\n{table(result['results'])}", flush=True)
+    print(f"\n{result['device']}, {p.model.name}, splits {result['splits']}\n{docs(result)}")
 
 
 if __name__ == "__main__":

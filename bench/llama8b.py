@@ -12,7 +12,7 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
    quant on load: the time is "load and quantize"), `modeling.add_lora`, train a fixed number of
    steps with `training.make_trainer`, then predict. Speeds skip the first steps (warm-up).
    - tutorial: batch 8, gradient checkpointing, max_length 512, its 32-row 4-bit inference loop;
-   - project: presets/gpu.yaml (batch 32, no checkpointing, length-grouped), dense inference in
+   - project: presets/small-gpu.yaml (batch 64, no checkpointing, length-grouped), dense inference in
      sorted batches of 256;
    - project-checkpointing: the same with gradient checkpointing on, for smaller cards.
 """
@@ -45,8 +45,8 @@ SHAPES = {"llama3-8b": LLAMA3_8B,  # tiny: the same code on a CPU in seconds (te
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 SETTINGS = {
     "tutorial": ([], ["train.batch_size=8", "train.gradient_checkpointing=true", "evaluate.batch_size=32"]),
-    "project": (["gpu"], []),
-    "project-checkpointing": (["gpu"], ["train.gradient_checkpointing=true"]),
+    "project": (["small-gpu"], []),
+    "project-checkpointing": (["small-gpu"], ["train.gradient_checkpointing=true"]),
 }
 
 

@@ -34,12 +34,18 @@ def length_sorted_batches(lengths: list[int], batch_size: int, desc: str, max_to
 
 def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token id rows as one right-padded batch and its attention mask."""
-    ids = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, row in enumerate(rows):
-        ids[r, :len(row)] = torch.tensor(row)
-        mask[r, :len(row)] = 1
-    return ids, mask
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    mask = np.arange(lengths.max()) < lengths[:, None]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    ids[mask] = np.fromiter((t for row in rows for t in row), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
+
+
+def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
+    DataCollatorWithPadding gives, without the tokenizer's per-row padding."""
+    ids, mask = pad_right([r["input_ids"] for r in rows], pad_id)
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows])}
 
 
 @torch.inference_mode()
@@ -51,6 +57,8 @@ def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: in
     logits, order = [], []
     for idx in length_sorted_batches([len(ids) for ids in enc], batch_size, desc, max_tokens):
         ids, mask = pad_right([enc[i] for i in idx], tok.pad_token_id)
+        if dev.type == "cuda":  # pinned: the copy is queued behind the kernels instead of waiting for them
+            ids, mask = ids.pin_memory(), mask.pin_memory()
         logits.append(model(input_ids=ids.to(dev, non_blocking=True),
                             attention_mask=mask.to(dev, non_blocking=True)).logits.float())
         order.append(idx)

@@ -104,10 +104,12 @@ def load_causal_lm(model: Model, quant: Quant):
     return lm.eval(), tok
 
 
-def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool):
+def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool, float32_frozen: bool = True):
+    """LoRA adapters on `model`; a quantized base goes through peft's k-bit preparation, which also
+    keeps its frozen 16-bit layers in float32, unless `float32_frozen` is false."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if quantized:
+    if quantized and float32_frozen:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -128,8 +130,10 @@ def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool):
 @torch.no_grad()
 def dense_for_inference(model):
     """The same classifier as plain dense layers: every 4-bit weight dequantized to the compute dtype
-    (what the 4-bit forward does on every call) with its LoRA delta added, the trained head unwrapped.
-    Works on a PeftModel or a bare quantized model; returns the underlying transformers model."""
+    (what the 4-bit forward does on every call) with its LoRA delta added, the trained head unwrapped,
+    the whole model in that dtype (layers kept in float32 for training are cast to it). Works on a
+    PeftModel or a bare quantized model (as a frozen base to train LoRA on: train.dense_base); returns
+    the underlying transformers model."""
     import bitsandbytes as bnb
     from peft import PeftModel
     from peft.tuners.lora import LoraLayer
@@ -140,7 +144,9 @@ def dense_for_inference(model):
                                    "set evaluate.dense_inference: false with quant.mode int8")
     adapter = model.active_adapter if isinstance(model, PeftModel) else None
     inner = model.base_model.model if isinstance(model, PeftModel) else model
-    dtype = next(p.dtype for n, p in inner.named_parameters() if "norm" in n.lower())  # BERT: LayerNorm
+    # the 4-bit layers' compute dtype; without them, the norms' (BERT: LayerNorm)
+    dtype = next((m.compute_dtype for m in inner.modules() if isinstance(m, bnb.nn.Linear4bit)), None) \
+        or next(p.dtype for n, p in inner.named_parameters() if "norm" in n.lower())
 
     def dense(layer, delta=None):
         w = (bnb.functional.dequantize_4bit(layer.weight.data, layer.weight.quant_state)
@@ -168,10 +174,10 @@ def dense_for_inference(model):
             setattr(parent, child, dense(module))
     # no longer quantized: let .to(dtype) and save_pretrained treat it as a plain model
     inner.hf_quantizer = inner.quantization_method = None
-    inner.is_loaded_in_4bit = inner.is_loaded_in_8bit = False
+    inner.is_loaded_in_4bit = inner.is_loaded_in_8bit = inner.is_quantized = False
     if hasattr(inner.config, "quantization_config"):
         del inner.config.quantization_config
-    return inner.eval()
+    return inner.to(dtype).eval()
 
 
 def save_adapter_info(folder: Path, model: Model, quant: Quant, classes: list[str], tok) -> None:

@@ -91,6 +91,15 @@ class Train(_Group):
     # gradients accumulated into the same update; the per-epoch validation pass is chunked alike
     max_batch_tokens: NonNegInt = 0
     group_by_length: bool = False
+    # dequantize the 4-bit base once to the compute dtype and train LoRA on that: the frozen values the
+    # 4-bit forward multiplies by, without dequantizing them twice a step (more memory: 16-bit weights)
+    dense_base: bool = False
+    # as prepare_model_for_kbit_training: the frozen 16-bit layers of a 4-bit base (embeddings, norms,
+    # head) in float32; false keeps them, and so the residual stream, in the compute dtype
+    float32_frozen: bool = True
+    optimizer: Literal["adamw_torch", "adamw_torch_fused"] = "adamw_torch"  # fused: one kernel a step
+    # the Trainer's check of every step's loss for nan/inf: a host-device sync each step
+    nan_inf_filter: bool = True
     eval_each_epoch: bool = True  # evaluate + save every epoch and keep the best by balanced accuracy
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
     logging_steps: PosInt = 10

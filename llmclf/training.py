@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -18,11 +19,10 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
-from transformers import (DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .errors import UserError
-from .inference import token_batches
+from .inference import collate, token_batches
 from .params import Train
 
 
@@ -67,6 +67,15 @@ class WeightedTrainer(Trainer):
         self.label_smoothing = label_smoothing
         self.max_batch_tokens = max_batch_tokens
         self.offload_activations = offload_activations
+
+    @functools.cached_property
+    def _flops_per_token(self) -> int:
+        return 6 * self.model.num_parameters(exclude_embeddings=True)
+
+    def floating_point_ops(self, inputs) -> int:
+        """The model's own estimate (6 x tokens x parameters without embeddings), with the parameter count
+        taken once rather than by walking every module on every step."""
+        return self._flops_per_token * inputs["input_ids"].numel()
 
     def _loss_denominator(self, labels: torch.Tensor):
         """The weighted mean's denominator, sum(w_y) over the rows: cross_entropy's own mean divides by it."""
@@ -186,6 +195,7 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
         save_only_model=False,  # optimizer and scheduler state too: checkpoints resume
         bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False, use_cpu=use_cpu,
+        optim=train.optimizer, logging_nan_inf_filter=train.nan_inf_filter,
         ddp_find_unused_parameters=False,  # LoRA and the head all take part in every step: no search each step
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -260,6 +270,6 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     return WeightedTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
-        processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=compute_metrics,
+        processing_class=tok, data_collator=functools.partial(collate, pad_id=tok.pad_token_id), compute_metrics=compute_metrics,
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
         offload_activations=train.offload_activations, callbacks=callbacks)

@@ -39,7 +39,8 @@ case "$cmd" in
     cp -r --parents llmclf stages presets bench data/ag_news params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
     export PYTHONPATH="$STAGE/site:$PWD"
     python3 -c "import yaml; from llmclf import presets
-open('params.yaml', 'w').write(yaml.safe_dump(presets.compose(['tutorial']), sort_keys=False))"  # the tutorial's rows
+text = yaml.safe_dump(presets.compose(['tutorial']), sort_keys=False)  # read params.yaml before it is rewritten
+open('params.yaml', 'w').write(text)"  # the tutorial's rows
     for s in fetch sample split; do python3 "stages/$s.py"; done
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     script=bench/benchmark.py; [ "$cmd" = multigpu ] && script=bench/multigpu.py

@@ -2,6 +2,7 @@
 With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a share of every batch
 (DDP); the main process alone logs and writes the outputs."""
 import _env  # noqa: F401  (first: the project's Python environment)
+import gc
 import json
 import shutil
 import time
@@ -23,8 +24,11 @@ args = training.training_args(p.train, CHECKPOINTS, len(train_df),
                               bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
 main = args.process_index == 0
 model, tok = modeling.load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed, on=args.device)
-model = modeling.add_lora(model, p.lora, quantized=p.quant.mode != "none",
-                          gradient_checkpointing=p.train.gradient_checkpointing)
+dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
+if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
+    model = modeling.dense_for_inference(model)
+model = modeling.add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
+                          gradient_checkpointing=p.train.gradient_checkpointing, float32_frozen=p.train.float32_frozen)
 if main:
     model.print_trainable_parameters()
 
@@ -44,6 +48,7 @@ stamp = {"params": p.model_dump(include={"base": True, "data": {"classes"}, "mod
 resume = training.on_main_process(training.resumable, CHECKPOINTS, stamp)
 if resume and main:
     print(f"train: resuming from the last checkpoint, {resume}")
+gc.freeze()  # what exists now (modules, rows) lives to the end: the Trainer's gc.collect() skips it
 start = time.perf_counter()
 result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start

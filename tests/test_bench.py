@@ -23,7 +23,7 @@ def bench(monkeypatch):
 def test_compose_applies_presets_then_overrides(bench):
     raw = presets.compose(["gpu"], ["train.lr=5e-4", "lora.target_modules=all-linear", "train.epochs=2"])
     assert raw["train"]["lr"] == 5e-4 and isinstance(raw["train"]["lr"], float)
-    assert raw["train"]["batch_size"] == 32 and raw["train"]["gradient_checkpointing"] is False  # from the preset
+    assert raw["train"]["batch_size"] == 256 and raw["train"]["gradient_checkpointing"] is False  # from the preset
     assert raw["lora"]["target_modules"] == "all-linear" and raw["train"]["epochs"] == 2
     assert raw["quant"]["mode"] == "nf4"  # untouched defaults stay
 
@@ -35,15 +35,29 @@ def test_compose_rejects_bad_overrides(bench):
         presets.compose([], ["train.batch_size=0"])
 
 
-def test_table_lists_each_recipe(bench):
-    row = {"recipe": "tutorial", "baseline_test": {"accuracy": 0.25}, "test": {"accuracy": 0.9},
-           "baseline_official_test": {"accuracy": 0.26}, "official_test": {"accuracy": 0.89},
-           "train_examples_per_s": 25.5, "train_tokens_per_s": 1300.0, "inference_examples_per_s": 318.5,
-           "peak_gpu_memory_gib": 0.58, "wall_seconds": 370.1}
-    text = bench.table([row, row | {"recipe": "project", "presets": ["gpu"], "overrides": ["train.lr=3e-4"]}])
-    lines = text.splitlines()
-    assert len(lines) == 4 and "| tutorial | 0.25 | 0.9 | 0.26 | 0.89 |" in lines[2]
-    assert lines[3].startswith("| project (gpu train.lr=3e-4) |")
+def run(recipe, train, infer, peak, test=0.89, official=0.88, **extra):
+    return {"recipe": recipe, "baseline_test": {"accuracy": 0.25}, "test": {"accuracy": test},
+            "baseline_official_test": {"accuracy": 0.26}, "official_test": {"accuracy": official},
+            "train_examples_per_s": train, "train_tokens_per_s": 50 * train, "inference_examples_per_s": infer,
+            "baseline_inference_examples_per_s": infer, "peak_gpu_memory_gib": peak, "wall_seconds": 370.1} | extra
+
+
+def test_table_and_targets_compare_each_preset_with_the_tutorial(bench):
+    result = {"device": "GPU", "results": [
+        run("project", 900.0, 6000.0, 20.0, test=0.884, presets=["gpu"], overrides=[]),
+        run("project", 400.0, 6000.0, 20.0, presets=["qlora"], overrides=[]),
+        {"recipe": "project", "presets": ["small-gpu"], "overrides": [], "error": "stage train failed"},
+        run("tutorial", 17.0, 280.0, 0.58)]}
+    lines = bench.table(result["results"]).splitlines()
+    assert len(lines) == 6 and lines[2].startswith("| gpu | 0.2500 → 0.8840 | 0.2600 → 0.8800 | 900.0 (52.9x) |")
+    assert "| 6,000 (21.4x) | 20.00 |" in lines[2] and lines[4].startswith("| small-gpu | failed: stage train failed |")
+    assert lines[5].startswith("| tutorial as written |") and "x)" not in lines[5]
+    met = {(c["preset"], c["target"]): c["met"] for c in bench.targets(result)}
+    assert met[("gpu", "training x tutorial")] and met[("gpu", "peak GiB")] and met[("gpu", "inference x tutorial")]
+    assert not met[("gpu", "test accuracy change, points")] and met[("gpu", "official_test accuracy change, points")]
+    assert not met[("qlora", "training x tutorial")] and not met[("small-gpu", "runs")]
+    assert "| qlora | training x tutorial | 23.5 | ≥ 25 | **no** |" in bench.docs(result)
+    assert bench.headline(result) == "| `gpu` preset, GPU | 0.8800 (tutorial 0.8800) | 52.9x | 21.4x | 20.0 GiB |"
 
 
 def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_path):
@@ -60,7 +74,7 @@ def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_pat
     assert [r["setting"] for r in result["results"]] == ["tutorial", "project"]
     tutorial, project = result["results"]
     assert (tutorial["batch_size"], tutorial["gradient_checkpointing"]) == (8, True)
-    assert (project["batch_size"], project["gradient_checkpointing"]) == (32, False)  # presets/gpu.yaml
+    assert (project["batch_size"], project["gradient_checkpointing"]) == (64, False)  # presets/small-gpu.yaml
     for r in result["results"]:
         assert r["train_steps_timed"] == 2 and r["train_examples_per_s"] > 0 and r["inference_examples_per_s"] > 0
         assert r["train_tokens_per_s"] > r["train_examples_per_s"]  # several tokens a row

@@ -210,7 +210,7 @@ def test_apply_tutorial_keeps_comments(project):
 
 
 def test_apply_accurate_then_overrides(project):
-    """presets/accurate.yaml (extends gpu, which extends tutorial) is the chosen run of
+    """presets/accurate.yaml (extends tutorial) is the chosen run of
     offline/plans/accuracy.yaml: the very params it ran with."""
     run = yaml.safe_load((REPO / "bench/results/accuracy/smol-4011-r64-final/params.yaml").read_text())
     run["data"]["source"] = "data/ag_news"  # the run read the same files from a folder beside the project
@@ -219,7 +219,7 @@ def test_apply_accurate_then_overrides(project):
     p = params.load("params.yaml")
     assert (p.sample.train_per_class, p.lora.target_modules, p.lora.alpha) == (4011, "all-linear", 128)
     assert (p.train.lr, p.train.epochs, p.train.warmup_ratio, p.train.lr_scheduler) == (3e-4, 2, 0.05, "cosine")
-    assert p.train.batch_size == 32 and p.train.gradient_checkpointing is False  # from presets/gpu.yaml
+    assert p.train.batch_size == 32 and p.train.gradient_checkpointing is False
     assert p.lora.r == 8 and p.evaluate.splits == ["val"]  # overrides come last
     with pytest.raises(UserError, match="group.key=value"):
         presets.apply([], Path("params.yaml"), ["lora.r"])
@@ -236,12 +236,12 @@ def test_preset_as_experiment_overrides(project, monkeypatch):
     cmd = calls[0]
     assert cmd[:3] == ["dvc", "exp", "run"] and cmd[-4:] == ["-n", "gpu-run", "-S", "lora.r=32"]
     sets = dict(a.split("=", 1) for a in cmd[4:-4:2])
-    assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "32"  # tutorial, then gpu
+    assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "256"  # tutorial, then gpu
     assert sets["evaluate.splits"] == "[test, official_test]"
     raw = params.read_yaml(Path("params.yaml"))
     for item in sets.items():
         presets.override(raw, "=".join(item))  # each -S reads back as the preset's value
-    assert params.parse(raw, "x").train.lr == 3e-4
+    assert params.parse(raw, "x").train.lr == 2e-3
 
 
 def test_preset_extends_in_a_circle(project):

@@ -41,6 +41,32 @@ def test_cited_files_exist():
 
 # ---------------------------------------------------------------- docs/gpu.md
 
+def benchmark_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark", REPO / "bench/benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_presets_tables_are_the_benchmark_json():
+    """docs/gpu.md's tables of the preset run are bench/benchmark.py --docs of its JSON, and the text's
+    claims are its targets; headline() gives the README's row from the same JSON."""
+    bench, run = benchmark_module(), load("bench/results/gpu-presets/h200.json")
+    text = DOCS["gpu.md"]
+    start = "<!-- benchmark tables -->\n"
+    between = text[text.index(start) + len(start):text.index("<!-- end of benchmark tables -->")]
+    assert between == bench.docs(run)
+    assert [r["recipe"] for r in run["results"]] == ["project"] * 3 + ["tutorial"]
+    assert run["targets"] == bench.targets(run)
+    met = {(c["preset"], c["target"]) for c in run["targets"] if c["met"]}
+    assert {("qlora", "training x tutorial"), ("qlora", "peak GiB"), ("small-gpu", "training x tutorial"),
+            ("small-gpu", "peak GiB")} <= met
+    assert ("gpu", "training x tutorial") not in met and ("gpu", "inference x tutorial") not in met
+    assert bench.headline(run).startswith("| `gpu` preset, NVIDIA H200 | 0.8861 (tutorial 0.8834) | 28.3x | 15.4x |")
+
+
 def test_benchmark_table_is_the_h100_run():
     """The section "Speed: tutorial vs presets": bench/results/h100-tutorial-vs-project.json."""
     run = load("bench/results/h100-tutorial-vs-project.json")

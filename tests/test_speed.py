@@ -1,0 +1,112 @@
+"""Speed levers that keep the plain path's numbers: the dense base (NF4 dequantized once), the padding
+collator, the cached FLOP count, the fused optimizer and no per-step nan/inf check. Levers that change
+the math (batch size, learning rate, 16-bit frozen layers) are judged by the benchmark's accuracy."""
+import gc
+import time
+
+import pandas as pd
+import pytest
+import torch
+from transformers import DataCollatorWithPadding
+
+from llmclf import inference, modeling, training
+from llmclf.params import Lora, Model, Quant, Train
+from tiny import CLASSES, synthetic_texts
+
+
+def lora_classifier(tiny_model, dense: bool):
+    """The same seeded classifier and LoRA init, on the 4-bit base or on its dequantized copy."""
+    model, tok = modeling.load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
+    if dense:
+        model = modeling.dense_for_inference(model)
+    torch.manual_seed(1)
+    lora = Lora(target_modules="all-linear", dropout=0.0)
+    return modeling.add_lora(model, lora, quantized=not dense, gradient_checkpointing=False, float32_frozen=False), tok
+
+
+def batch_of(tok, n=3, seed=7):
+    texts, labels = synthetic_texts(n, seed=seed)
+    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    return rows, inference.collate(rows, tok.pad_token_id)
+
+
+def logits_and_grads(model, batch):
+    model.train()
+    model.zero_grad()
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    torch.nn.functional.cross_entropy(out.logits, batch["labels"]).backward()
+    return out.logits.detach(), {n.replace(".base_layer", ""): p.grad.clone()
+                                 for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_dense_base_is_the_4bit_base_in_plain_layers(tiny_model):
+    """train.dense_base: LoRA on the dequantized weights gives the 4-bit path's logits and gradients."""
+    import bitsandbytes as bnb
+
+    quantized, tok = lora_classifier(tiny_model, dense=False)
+    dense, _ = lora_classifier(tiny_model, dense=True)
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in quantized.modules())
+    assert not any(isinstance(m, bnb.nn.Linear4bit) for m in dense.modules())
+    _, batch = batch_of(tok)
+    ref_logits, ref_grads = logits_and_grads(quantized, batch)
+    logits, grads = logits_and_grads(dense, batch)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
+    assert grads.keys() == ref_grads.keys() and len(grads) > 10
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
+    assert any(g.abs().max() > 0 for g in grads.values())
+
+
+def test_dense_layers_take_the_compute_dtype_not_the_float32_norms(tiny_model):
+    """Dense inference of a model prepared for k-bit training (norms and head upcast to float32) runs in
+    the 4-bit layers' compute dtype, as the 4-bit forward does, not in float32."""
+    model, _ = modeling.load_classifier(Model(name=str(tiny_model), max_length=64, dtype="bfloat16"),
+                                        Quant(mode="nf4"), CLASSES)
+    model = modeling.add_lora(model, Lora(), quantized=True, gradient_checkpointing=False)
+    assert any(p.dtype == torch.float32 for n, p in model.named_parameters() if "norm" in n)
+    dense = modeling.dense_for_inference(model)
+    assert {p.dtype for p in dense.parameters()} == {torch.bfloat16}
+
+
+def test_collate_is_the_padding_collator(tiny_model):
+    _, tok = lora_classifier(tiny_model, dense=True)
+    rows, batch = batch_of(tok, n=4)
+    ref = DataCollatorWithPadding(tok)(rows)
+    assert batch.keys() == ref.keys()
+    for key, value in ref.items():
+        assert torch.equal(batch[key], value) and batch[key].dtype == value.dtype, key
+
+
+def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model, tmp_path):
+    """Fused AdamW and no nan/inf filter: the same loss and weights after two steps as the defaults;
+    the FLOP count is the model's own, taken once."""
+    def two_steps(**kwargs):
+        model, tok = lora_classifier(tiny_model, dense=True)
+        rows, _ = batch_of(tok, n=4)
+        train = Train(batch_size=8, eval_each_epoch=False, checkpoint_steps=0, lr=1e-2, **kwargs)
+        args = training.training_args(train, str(tmp_path / str(len(kwargs))), len(rows), bf16=False, seed=0)
+        trainer = training.make_trainer(model, tok, train, rows, None, args, class_weights=None)
+        inputs = trainer.data_collator(rows)
+        assert trainer.floating_point_ops(inputs) == training.Trainer.floating_point_ops(trainer, inputs) > 0
+        result = trainer.train()
+        assert bool(trainer.optimizer.defaults.get("fused")) == (train.optimizer == "adamw_torch_fused")
+        assert trainer.args.logging_nan_inf_filter == train.nan_inf_filter
+        return result.training_loss, {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    loss, weights = two_steps()
+    fast_loss, fast_weights = two_steps(optimizer="adamw_torch_fused", nan_inf_filter=False)
+    assert fast_loss == pytest.approx(loss, rel=1e-5)
+    for name, w in weights.items():
+        torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_objects_cost_the_collector_nothing():
+    """The train stage freezes what exists before training: the Trainer's gc.collect() then skips it."""
+    junk = [[i] for i in range(300_000)]
+    start = time.perf_counter(); gc.collect(); full = time.perf_counter() - start  # noqa: E702
+    gc.freeze()
+    try:
+        start = time.perf_counter(); gc.collect(); frozen = time.perf_counter() - start  # noqa: E702
+    finally:
+        gc.unfreeze()
+    assert frozen < full / 2 and len(junk) == 300_000
