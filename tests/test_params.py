@@ -212,6 +212,9 @@ def test_apply_local_and_cpu(project):
 def test_apply_accurate_on_gpu_then_overrides(project):
     """presets/accurate.yaml is the chosen run of bench/plans/accuracy.yaml: the very params it ran with."""
     run = yaml.safe_load((REPO / "bench/results/accuracy/smol-4011-r64-final/params.yaml").read_text())
+    # recorded before the inference group held evaluate's batch_size, max_batch_tokens and dense_inference
+    moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
+    run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     assert presets.compose(["local", "gpu", "accurate"], root=REPO) == run
     presets.apply(["local", "gpu", "accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")
