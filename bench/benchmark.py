@@ -28,7 +28,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from llmclf import basemodel, data, metrics, params, presets, training  # noqa: E402
+from llmclf import basemodel, metrics, params, presets, splits, trainer as trainers  # noqa: E402
 
 SPLITS = "data/splits"
 EVAL_SPLITS = ("test", "official_test")
@@ -66,7 +66,7 @@ def run_tutorial(p: params.Params) -> dict:
     wall = time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    frames = {s: data.read_split(SPLITS, s) for s in ("train", "val", *EVAL_SPLITS)}
+    frames = {s: splits.read_split(SPLITS, s) for s in ("train", "val", *EVAL_SPLITS)}
     train_df = frames["train"]
     class_weights = (1 / train_df.label.value_counts(normalize=True).sort_index()).tolist()
     class_weights = (torch.tensor(class_weights) / torch.tensor(class_weights).sum()).tolist()
@@ -92,15 +92,15 @@ def run_tutorial(p: params.Params) -> dict:
         pred, secs = tutorial_predict(model, tokenizer, frames[split]["text"].tolist())
         out[f"baseline_{split}"] = metrics.scores(frames[split]["label"], pred, p.data.classes)
 
-    rows = {s: training.encode(tokenizer, frames[s], 512) for s in ("train", "val")}
+    rows = {s: trainers.encode(tokenizer, frames[s], 512) for s in ("train", "val")}
     tmp = tempfile.mkdtemp(prefix="tutorial-")
     args = TrainingArguments(output_dir=tmp, learning_rate=1e-4, per_device_train_batch_size=8,
                              per_device_eval_batch_size=8, num_train_epochs=1, logging_steps=1,
                              weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
                              load_best_model_at_end=True, report_to="none")
-    trainer = training.WeightedTrainer(
+    trainer = trainers.ClassifierTrainer(
         model=model, args=args, train_dataset=rows["train"], eval_dataset=rows["val"], processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer=tokenizer), compute_metrics=training.compute_metrics,
+        data_collator=DataCollatorWithPadding(tokenizer=tokenizer), compute_metrics=trainers.compute_metrics,
         class_weights=class_weights)
     sync()
     start = time.perf_counter()
@@ -154,7 +154,7 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
         out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
     out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("train_steps", "processes", "val_accuracy", "val_balanced_accuracy") if k in train}
-    rows = {s: len(data.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
+    rows = {s: len(splits.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
     out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / ev[s]["examples_per_s"] for s in splits), 1)
     peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None

@@ -15,12 +15,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from .atomic import atomic_path
-from .errors import UserError
-from .data import sha256
-
-
-class ModelError(UserError):
-    """A base model that cannot be found or loaded; the message says what to do."""
+from .errors import ModelError
+from .hashing import sha256
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ each one's outputs so that `offline/import_runs.py` records it as a DVC experime
 Each experiment runs the six stage scripts in order, as `dvc repro` would, in its own copy of the
 project (WORK/NAME/) whose params.yaml is this one + the plan's presets + the plan's and --set
 overrides (`dvc exp run -S` syntax). `--suffix` reuses WORK/NAME's data and adapter and reruns
-only what the new overrides change (baseline and evaluate for `evaluate.*`). At these model sizes one
-training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
+only what the new overrides change (baseline and evaluate for `evaluate.*` and `inference.*`). At these
+model sizes one training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
 Packs go to WORK/out/NAME.tgz; `--part-size MiB` cuts larger ones into parts (.tgz.00, .01, ...) for a
 transfer back with a size limit per file.
 """
@@ -123,8 +123,9 @@ def pack(folder: Path, out: Path, adapter: bool, part: int = 0) -> list[Path]:
 def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | None, gpu: str,
                part: int = 0) -> dict:
     folder = prepare(work, name, plan, extra, base)
-    # evaluate.* params reach the baseline and evaluate stages only (dvc.yaml)
-    stages = ("baseline", "evaluate") if base and all(o.startswith("evaluate.") for o in extra) else STAGES
+    # evaluate.* and inference.* params reach the baseline and evaluate stages only (dvc.yaml)
+    stages = (("baseline", "evaluate") if base and all(o.startswith(("evaluate.", "inference.")) for o in extra)
+              else STAGES)
     result = {"name": name, "base": base, "presets": plan.get("presets", []),
               "overrides": [*plan.get("set", []), *plan["experiments"][base or name], *extra],
               "device": gpu} | run(folder, stages)

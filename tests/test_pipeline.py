@@ -61,7 +61,8 @@ def repo(tmp_path_factory, tiny_model) -> Path:
     params["model"] |= {"name": str(tiny_model), "max_length": 64}
     params["lora"]["target_modules"] = "all-linear"
     params["train"] |= {"lr": 3e-3, "epochs": 2, "gradient_checkpointing": False, "logging_steps": 5}
-    params["evaluate"] |= {"batch_size": 64, "splits": ["test", "official_test"]}
+    params["inference"] |= {"batch_size": 64}
+    params["evaluate"] |= {"splits": ["test", "official_test"]}
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], dest)
     run([*GIT, "commit", "-qam", "init", "--allow-empty"], dest)
@@ -78,9 +79,10 @@ def shared(tmp_path_factory) -> SimpleNamespace:
 
 
 def adapter_logits(adapter: Path, texts: list[str]) -> np.ndarray:
-    from llmclf import inference, modeling
+    from llmclf import inference
+    from llmclf.adapter import load_adapter
 
-    model, tok, _ = modeling.load_adapter(adapter)
+    model, tok, _ = load_adapter(adapter)
     return inference.predict_logits(model, tok, texts, batch_size=64, max_length=64)
 
 
