@@ -11,7 +11,7 @@ from .params import Data
 from .readers import local_files, read_classes_txt, read_file, to_text_label
 
 OFFLINE_HINT = ("Point data.source at local files instead, e.g. `dvc exp run -S data.source=data/ag_news` "
-                "(the AG News copy in the project).").")
+                "(the AG News copy in the project).")
 
 
 def is_local(source: str | list[str]) -> bool:
