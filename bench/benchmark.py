@@ -28,7 +28,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from llmclf import basemodel, metrics, params, presets, splits, trainer as trainers  # noqa: E402
+from llmclf import basemodel, metrics, params, presets, runlog, splits, trainer as trainers  # noqa: E402
 
 SPLITS = "data/splits"
 EVAL_SPLITS = ("test", "official_test")
@@ -146,17 +146,19 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
         params.PARAMS_FILE.write_text(saved, encoding="utf-8")
     load = lambda name: json.loads(Path(f"metrics/{name}.json").read_text())  # noqa: E731
     base, train, ev = load("baseline"), load("train"), load("eval")
-    splits = [s for s in EVAL_SPLITS if s in ev]
+    logs = {stage: runlog.read_log(stage) for stage in ("baseline", "train", "evaluate")}  # timings, memory
+    scored = [s for s in EVAL_SPLITS if s in ev]
     out = {"recipe": "project", "presets": preset_names, "overrides": overrides,
-           "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "evaluate")}}
-    for split in splits:
-        out[f"baseline_{split}"] = {k: v for k, v in base["untrained_head"][split].items() if k != "examples_per_s"}
-        out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
-    out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
+           "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "inference", "evaluate")}}
+    for split in scored:
+        out[f"baseline_{split}"] = base["untrained_head"][split]
+        out[split] = ev[split]
+    out |= {k: logs["train"][k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("train_steps", "processes", "val_accuracy", "val_balanced_accuracy") if k in train}
-    rows = {s: len(splits.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
-    out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / ev[s]["examples_per_s"] for s in splits), 1)
-    peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
+    rows = {s: len(splits.read_split(SPLITS, s)) for s in scored}  # overall rate: total rows / total seconds
+    speed = logs["evaluate"]["examples_per_s"]
+    out["inference_examples_per_s"] = round(sum(rows.values()) / sum(rows[s] / speed[s] for s in scored), 1)
+    peaks = [log.get("peak_gpu_memory_gib") for log in logs.values()]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
     out["peak_gpu_memory_gib_by_stage"] = dict(zip(("baseline", "train", "evaluate"), peaks))
     out["wall_seconds"] = round(time.perf_counter() - wall, 1)

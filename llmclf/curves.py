@@ -1,6 +1,8 @@
 """Training curves: DVCLive's per-step metrics files, written during training."""
 from __future__ import annotations
 
+TIMINGS = ("runtime", "_per_second")  # the Trainer's log keys that time the run (logs/, not curves)
+
 
 def curves_callback(folder: str):
     """DVCLive curves in `folder`. An explicit Live, since the default one rewrites dvc.yaml (the
@@ -11,7 +13,16 @@ def curves_callback(folder: str):
     except ImportError:
         print("train: dvclive is not installed; no training curves are written")
         return None
-    return DVCLiveCallback(live=Live(folder, dvcyaml=False, save_dvc_exp=False, report=None))
+
+    class ScoreCurves(DVCLiveCallback):
+        """Losses, scores and the schedule, without the Trainer's timings: those differ from run to run,
+        and the versioned curves of a rerun are the same bytes."""
+
+        def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+            logs = {k: v for k, v in (logs or {}).items() if not k.endswith(TIMINGS)}
+            super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+    return ScoreCurves(live=Live(folder, dvcyaml=False, save_dvc_exp=False, report=None))
 
 
 def end_curves(callback) -> None:

@@ -31,7 +31,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from llmclf import params, presets  # noqa: E402
+from llmclf import params, presets, runlog  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
 PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
@@ -105,7 +105,7 @@ def pack(folder: Path, out: Path, adapter: bool, part: int = 0) -> list[Path]:
         old.unlink()
     archive = out / f"{folder.name}.tgz"
     with tarfile.open(archive, "w:gz") as tar:
-        for item in ("params.yaml", "manifest.json", "run.log", "metrics", "models/calibration.json",
+        for item in ("params.yaml", "manifest.json", "run.log", "metrics", "logs", "models/calibration.json",
                      *(["models/adapter"] if adapter else [])):
             if (folder / item).exists():
                 tar.add(folder / item, arcname=item)
@@ -144,10 +144,10 @@ def summary_line(work: Path, r: dict) -> str:
         tail = (folder / "run.log").read_text(errors="replace").strip().splitlines()[-3:]
         return f"{r['name']}: FAILED in {r['failed']}: " + " | ".join(tail)
     ev = json.loads((folder / "metrics/eval.json").read_text())
-    tr = json.loads((folder / "metrics/train.json").read_text())
-    base = json.loads((folder / "metrics/baseline.json").read_text())
+    logs = {stage: runlog.read_log(stage, folder) for stage in ("baseline", "train", "evaluate")}
+    tr = logs["train"]
     accs = ", ".join(f"{s} {v['accuracy']:.4f}" for s, v in ev.items() if isinstance(v, dict) and "accuracy" in v)
-    peaks = "/".join(str(m.get("peak_gpu_memory_gib", "-")) for m in (base, tr, ev))
+    peaks = "/".join(str(log.get("peak_gpu_memory_gib", "-")) for log in logs.values())
     return (f"{r['name']}: {accs}; train {tr['train_seconds']} s ({tr['train_examples_per_s']} ex/s), "
             f"peak GiB baseline/train/evaluate {peaks}, stages {r['stage_seconds']}")
 

@@ -5,6 +5,7 @@ import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import baselines, errors, hardware, inference, metrics, params, splits
 from llmclf.loading import load_causal_lm, load_classifier
 from llmclf.outputs import write_baselines
+from llmclf.runlog import write_log
 
 SPLITS_DIR = "data/splits"
 
@@ -30,8 +31,8 @@ if p.baseline.zero_shot:
     runs["zero_shot"] = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 
 results = {}
-for name, (logits, speed) in runs.items():
-    results[name] = metrics.evaluate(frames, logits, classes, speed)
+for name, (logits, _) in runs.items():
+    results[name] = metrics.evaluate(frames, logits, classes)
     metrics.print_summary(results[name], name=f"{name}: ")
-scores = {name: ev.scores for name, ev in results.items()} | hardware.peak_gpu_memory()
-write_baselines(results, scores, "metrics/baseline.json", "metrics/baseline")
+write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json", "metrics/baseline")
+write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | hardware.peak_gpu_memory())

@@ -8,6 +8,7 @@ import pandas as pd
 from llmclf import calibration, errors, hardware, inference, metrics, params, splits
 from llmclf.adapter import load_adapter
 from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability
+from llmclf.runlog import write_log
 
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
 CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings
@@ -27,7 +28,7 @@ if p.evaluate.temperature_scaling:  # one scalar T fitted on val, never on the s
     fit = {"temperature": temperature, "val_nll": round(calibration.nll(val_logits, val["label"]), 4),
            "val_nll_calibrated": round(calibration.nll(val_logits, val["label"], temperature), 4)}
     print(f"calibration on val: {fit}")
-ev = metrics.evaluate(frames, logits, classes, speed, temperature)
+ev = metrics.evaluate(frames, logits, classes, temperature)
 metrics.print_summary(ev)
 
 
@@ -39,6 +40,7 @@ def figures(out: Path) -> None:
         write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
 
 
-scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | hardware.peak_gpu_memory()
+scores = ev.scores | ({"calibration": fit} if temperature is not None else {})
 write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
 calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
+write_log("evaluate", {"examples_per_s": speed} | hardware.peak_gpu_memory())

@@ -18,6 +18,7 @@ from llmclf.hardware import compute_dtype, peak_gpu_memory
 from llmclf.hashing import sha256
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
+from llmclf.runlog import write_log
 from llmclf.splits import read_split
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
@@ -59,11 +60,13 @@ curves = list(trainer.state.log_history)  # training's own logs, before the best
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
     "train_loss": round(result.training_loss, 4),
+    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
+    "processes": args.world_size,
+}
+timing = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
-    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
-    "processes": args.world_size,
 } | peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
     val = trainer.evaluate()  # every process scores its share
@@ -78,6 +81,7 @@ if main:
     with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for the README
         plots.training_curves(curves, png)
     write_json(summary, "metrics/train.json")
+    write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     print("train:", summary)
 trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,
