@@ -21,7 +21,7 @@ def read_info(folder: str | Path) -> dict:
     """What the adapter was trained with (llmclf.json): model params (max_length included), quant, classes, pad."""
     info_file = Path(folder) / ADAPTER_INFO
     if not info_file.is_file():
-        raise ModelError(f"{folder}: no trained adapter here (missing {ADAPTER_INFO}); run `dvc repro train` first")
+        raise ModelError(f"{folder}: not a trained adapter folder (missing {ADAPTER_INFO}); run `dvc repro train` first")
     return json.loads(info_file.read_text(encoding="utf-8"))
 
 
@@ -50,6 +50,8 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
     """Adapter weights (LoRA + the trained head), tokenizer, what rebuilds the base, and a model card."""
     import yaml
 
+    for config in model.peft_config.values():  # the base as the user names it, never the cache folder it
+        config.base_model_name_or_path = p.model.name  # resolved to on the machine that trained
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     save_adapter_info(folder, p.model, p.quant, p.data.classes, tok)
@@ -59,7 +61,9 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
         f"# {p.model.name}: LoRA sequence classifier", "",
         f"Labels: {', '.join(f'{i} = {c}' for i, c in enumerate(p.data.classes))}. "
         f"Pad token: `{tok.pad_token}` (id {tok.pad_token_id}).", "",
-        "Load with `llmclf.adapter.load_adapter(folder)`, which rebuilds the base model as trained.", "",
+        f"Base model: `{p.model.name}` (`model.name`: an llmclf alias, a hub id or a folder). Load with "
+        "`llmclf.adapter.load_adapter(folder)` (or `llmclf predict --adapter folder`), which rebuilds the base "
+        "as trained (quantization, labels, pad token) on any machine that can resolve that name.", "",
         "## Validation metrics", "", "| metric | value |", "|---|---|",
         # scores only, no timings: the same run gives the same bytes
         *[f"| {k} | {v} |" for k, v in train_metrics.items() if k.startswith(("val_", "train_loss"))], "",

@@ -124,7 +124,7 @@ def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
 
 
 def gguf_path(name: str) -> Path:
-    """Where the offline alias `name` keeps its GGUF (a GPU machine without network gets it put there)."""
+    """Where the offline alias `name` keeps its GGUF (a GPU host without network gets it from offline/prepare.sh's bundle)."""
     return cache_dir() / name / OFFLINE_MODELS[name].gguf_name
 
 

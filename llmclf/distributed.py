@@ -21,7 +21,7 @@ def relaunch(num_processes: int) -> None:
     if num_processes == 1 or "LOCAL_RANK" in os.environ:
         return
     if torch.cuda.is_available() and num_processes > torch.cuda.device_count():
-        raise UserError(f"train.num_processes {num_processes}: only {torch.cuda.device_count()} GPU(s) on this machine")
+        raise UserError(f"train.num_processes {num_processes}: only {torch.cuda.device_count()} GPU(s) visible")
     os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
                               "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
                               "--dynamo_backend", "no", "--main_process_port", "0", *sys.argv])

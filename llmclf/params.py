@@ -95,7 +95,7 @@ class Train(_Group):
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
     logging_steps: PosInt = 10
     checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
-    num_processes: PosInt = 1  # >1: DDP, one process per GPU of this machine, under `accelerate launch`
+    num_processes: PosInt = 1  # >1: DDP, one process per GPU of one machine, under `accelerate launch`
 
 
 class Baseline(_Group):

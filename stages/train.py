@@ -78,7 +78,7 @@ if main:
         end_curves(live)
     with atomic_path("models/adapter", is_dir=True) as out:
         save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for the README
+    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for reports
         plots.training_curves(curves, png)
     write_json(summary, "metrics/train.json")
     write_log("train", timing)

@@ -1,4 +1,5 @@
 """Model stages' logic on a tiny Llama and a tiny BERT: loading (4-bit included), loss, batching, adapter round trip."""
+import json
 import shutil
 from pathlib import Path
 
@@ -119,6 +120,9 @@ def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(base, request, t
     np.testing.assert_array_equal(inference.predict_logits(reloaded, tok2, test_texts, 8, 64), in_training)
     card = (tmp_path / "adapter" / "README.md").read_text()
     assert "val_accuracy" in card and "target_modules: all-linear" in card
+    # the base as params name it (an alias, a hub id or a folder), not where it was resolved to
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == p.model.name and f"`{p.model.name}`" in card
 
 
 def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path):
