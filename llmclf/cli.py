@@ -66,7 +66,7 @@ def settings(args) -> tuple[Inference, int]:
 
     recorded = calibration.recorded_inference(args.adapter, args.calibration or CALIBRATION) or PREDICT_DEFAULTS
     flags = {"batch_size": args.batch_size, "max_batch_tokens": args.max_batch_tokens, "dense": args.dense}
-    chosen = Inference(**recorded).model_copy(update={k: v for k, v in flags.items() if v is not None})
+    chosen = Inference(**(recorded | {k: v for k, v in flags.items() if v is not None}))
     return chosen, args.max_length or adapter.read_info(args.adapter)["model"]["max_length"]
 
 
