@@ -30,7 +30,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from llmclf import basemodel, data, metrics, params, presets, training  # noqa: E402
+from llmclf import basemodel, metrics, params, presets, runlog, splits, trainer as trainers  # noqa: E402
 
 SPLITS = "data/splits"
 EVAL_SPLITS = ("test", "official_test")
@@ -68,7 +68,7 @@ def run_tutorial(p: params.Params) -> dict:
     wall = time.perf_counter()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    frames = {s: data.read_split(SPLITS, s) for s in ("train", "val", *EVAL_SPLITS)}
+    frames = {s: splits.read_split(SPLITS, s) for s in ("train", "val", *EVAL_SPLITS)}
     train_df = frames["train"]
     class_weights = (1 / train_df.label.value_counts(normalize=True).sort_index()).tolist()
     class_weights = (torch.tensor(class_weights) / torch.tensor(class_weights).sum()).tolist()
@@ -94,15 +94,15 @@ def run_tutorial(p: params.Params) -> dict:
         pred, secs = tutorial_predict(model, tokenizer, frames[split]["text"].tolist())
         out[f"baseline_{split}"] = metrics.scores(frames[split]["label"], pred, p.data.classes)
 
-    rows = {s: training.encode(tokenizer, frames[s], 512) for s in ("train", "val")}
+    rows = {s: trainers.encode(tokenizer, frames[s], 512) for s in ("train", "val")}
     tmp = tempfile.mkdtemp(prefix="tutorial-")
     args = TrainingArguments(output_dir=tmp, learning_rate=1e-4, per_device_train_batch_size=8,
                              per_device_eval_batch_size=8, num_train_epochs=1, logging_steps=1,
                              weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
                              load_best_model_at_end=True, report_to="none")
-    trainer = training.WeightedTrainer(
+    trainer = trainers.ClassifierTrainer(
         model=model, args=args, train_dataset=rows["train"], eval_dataset=rows["val"], processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer=tokenizer), compute_metrics=training.compute_metrics,
+        data_collator=DataCollatorWithPadding(tokenizer=tokenizer), compute_metrics=trainers.compute_metrics,
         class_weights=class_weights)
     sync()
     start = time.perf_counter()
@@ -156,19 +156,20 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
         params.PARAMS_FILE.write_text(saved, encoding="utf-8")
     load = lambda name: json.loads(Path(f"metrics/{name}.json").read_text())  # noqa: E731
     base, train, ev = load("baseline"), load("train"), load("eval")
-    splits = [s for s in EVAL_SPLITS if s in ev]
+    logs = {stage: runlog.read_log(stage) for stage in ("baseline", "train", "evaluate")}  # timings, memory
+    scored = [s for s in EVAL_SPLITS if s in ev]
     out = {"recipe": "project", "presets": preset_names, "overrides": overrides,
-           "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "evaluate")}}
-    for split in splits:
-        out[f"baseline_{split}"] = {k: v for k, v in base["untrained_head"][split].items() if k != "examples_per_s"}
-        out[split] = {k: v for k, v in ev[split].items() if k != "examples_per_s"}
-    out |= {k: train[k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
+           "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "inference", "evaluate")}}
+    for split in scored:
+        out[f"baseline_{split}"] = base["untrained_head"][split]
+        out[split] = ev[split]
+    out |= {k: logs["train"][k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
     out |= {k: train[k] for k in ("train_steps", "processes", "val_accuracy", "val_balanced_accuracy") if k in train}
-    rows = {s: len(data.read_split(SPLITS, s)) for s in splits}  # overall rate: total rows / total seconds
-    overall = lambda scores: round(sum(rows.values()) / sum(rows[s] / scores[s]["examples_per_s"] for s in splits), 1)  # noqa: E731
-    out["inference_examples_per_s"] = overall(ev)
-    out["baseline_inference_examples_per_s"] = overall(base["untrained_head"])
-    peaks = [m.get("peak_gpu_memory_gib") for m in (base, train, ev)]
+    rows = {s: len(splits.read_split(SPLITS, s)) for s in scored}  # overall rate: total rows / total seconds
+    overall = lambda speed: round(sum(rows.values()) / sum(rows[s] / speed[s] for s in scored), 1)  # noqa: E731
+    out["inference_examples_per_s"] = overall(logs["evaluate"]["examples_per_s"])
+    out["baseline_inference_examples_per_s"] = overall(logs["baseline"]["examples_per_s"]["untrained_head"])
+    peaks = [log.get("peak_gpu_memory_gib") for log in logs.values()]
     out["peak_gpu_memory_gib"] = max(peaks) if None not in peaks else None
     out["peak_gpu_memory_gib_by_stage"] = dict(zip(("baseline", "train", "evaluate"), peaks))
     out["wall_seconds"] = round(time.perf_counter() - wall, 1)

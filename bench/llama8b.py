@@ -8,9 +8,9 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
    / 8 KV heads, intermediate 14336, vocab 128256, rope theta 500000) and 4 labels, random bf16
    weights on the GPU; save it as safetensors with the SmolLM2 tokenizer (its ids, < 49,152, are
    valid ids of the 128,256-token vocabulary, and its texts give AG News lengths).
-2. For each setting, in one process: load it through `modeling.load_classifier` (nf4 with double
-   quant on load: the time is "load and quantize"), `modeling.add_lora`, train a fixed number of
-   steps with `training.make_trainer`, then predict. Speeds skip the first steps (warm-up).
+2. For each setting, in one process: load it through `load_classifier` (nf4 with double
+   quant on load: the time is "load and quantize"), `add_lora`, train a fixed number of
+   steps with `trainers.make_trainer`, then predict. Speeds skip the first steps (warm-up).
    - tutorial: batch 8, gradient checkpointing, max_length 512, its 32-row 4-bit inference loop;
    - project: presets/small-gpu.yaml (batch 64, no checkpointing, length-grouped), dense inference in
      sorted batches of 256;
@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchmark import device_name, sync, tutorial_predict  # noqa: E402
-from llmclf import data, inference, modeling, params, presets, training  # noqa: E402
+from llmclf import hardware, inference, params, presets, readers, trainer as trainers  # noqa: E402
+from llmclf.dense import dense_for_inference  # noqa: E402
+from llmclf.loading import load_classifier  # noqa: E402
+from llmclf.lora import add_lora  # noqa: E402
 
 LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
                  intermediate_size=14336, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
@@ -44,7 +47,7 @@ SHAPES = {"llama3-8b": LLAMA3_8B,  # tiny: the same code on a CPU in seconds (te
                        num_key_value_heads=2, intermediate_size=128, vocab_size=49152)}
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 SETTINGS = {
-    "tutorial": ([], ["train.batch_size=8", "train.gradient_checkpointing=true", "evaluate.batch_size=32"]),
+    "tutorial": ([], ["train.batch_size=8", "train.gradient_checkpointing=true", "inference.batch_size=32"]),
     "project": (["small-gpu"], []),
     "project-checkpointing": (["small-gpu"], ["train.gradient_checkpointing=true"]),
 }
@@ -70,7 +73,7 @@ def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
     config = LlamaConfig(**shape, num_labels=len(CLASSES), pad_token_id=2)
     torch.set_default_dtype(torch.bfloat16)  # random init straight in bf16: no 32 GB float32 copy
     try:
-        with modeling.device():
+        with hardware.default_device():
             model = LlamaForSequenceClassification(config)
     finally:
         torch.set_default_dtype(torch.float32)
@@ -101,18 +104,18 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
     p = params.parse(raw)
     reset_peak()
     start = time.perf_counter()
-    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=p.base.seed)
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=p.base.seed)
     sync()
     load_s = time.perf_counter() - start
     after_load = peak()
-    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
+    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
 
     n = steps * p.train.batch_size
-    rows = training.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
     clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp:
-        args = training.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.base.seed)
-        trainer = training.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
+        args = trainers.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.base.seed)
+        trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
                                         callbacks=[clock])
         trainer.train()
     timed = rows[warmup * p.train.batch_size:]
@@ -133,11 +136,11 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
         tutorial_predict(model, tok, infer[:32])  # warm-up
         _, secs = tutorial_predict(model, tok, infer)
     else:
-        model = modeling.dense_for_inference(model)
-        inference.predict_logits(model, tok, infer[:p.evaluate.batch_size], p.evaluate.batch_size, p.model.max_length)
+        model = dense_for_inference(model)
+        inference.predict_logits(model, tok, infer[:p.inference.batch_size], p.inference.batch_size, p.model.max_length)
         sync()
         start = time.perf_counter()
-        inference.predict_logits(model, tok, infer, p.evaluate.batch_size, p.model.max_length)
+        inference.predict_logits(model, tok, infer, p.inference.batch_size, p.model.max_length)
         secs = time.perf_counter() - start
     out |= {"inference_examples_per_s": round(len(infer) / secs, 1),
             "inference_peak_gpu_memory_gib": gib(peak())}
@@ -158,7 +161,7 @@ def main() -> None:
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/llama3-8b-shape"))
     ap.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
     args = ap.parse_args()
-    frame = data.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
+    frame = readers.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     result = {"device": device_name(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "shape": args.shape, "config": SHAPES[args.shape]}

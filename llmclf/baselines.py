@@ -13,8 +13,9 @@ from sklearn.pipeline import make_pipeline
 from transformers import DynamicCache
 
 from .errors import UserError
-from .inference import Predict, length_sorted_batches, pad_right
-from .params import Baseline
+from .batching import length_sorted_batches, pad_right
+from .inference import Predict, ready
+from .params import Baseline, Inference
 
 TFIDF_C = (0.1, 1.0, 10.0, 100.0)  # inverse regularisation strengths tried; the best on val is kept
 
@@ -91,18 +92,20 @@ def label_logprobs(lm, contexts: list[list[int]], labels: list[list[int]], pad_i
     return out
 
 
-def zero_shot(lm, tok, classes: list[str], b: Baseline, batch_size: int, max_length: int,
-              max_tokens: int = 0) -> Predict:
-    """The causal LM as a zero-shot classifier: texts -> per-class scores, each the answer's log-likelihood
-    after the prompt, summed over its tokens or their mean (b.zero_shot_score); the highest is predicted."""
+def zero_shot(lm, tok, classes: list[str], b: Baseline, settings: Inference, max_length: int) -> Predict:
+    """The causal LM as a zero-shot classifier, run as `settings` say: texts -> per-class scores, each the
+    answer's log-likelihood after the prompt, summed over its tokens or their mean (b.zero_shot_score);
+    the highest is predicted."""
     labels = b.zero_shot_labels or classes
     if len(labels) != len(classes):
         raise UserError(f"baseline.zero_shot_labels has {len(labels)} labels for {len(classes)} classes "
                         f"{list(classes)}; give one word or phrase per class, in the same order")
+    lm = ready(lm, settings)
 
     def predict(texts: list[str], desc: str) -> np.ndarray:
         contexts, continuations = zero_shot_prompts(tok, texts, labels, b, max_length)
-        scores = label_logprobs(lm, contexts, continuations, tok.pad_token_id, batch_size, desc, max_tokens)
+        scores = label_logprobs(lm, contexts, continuations, tok.pad_token_id, settings.batch_size, desc,
+                                settings.max_batch_tokens)
         return scores / np.array([len(t) for t in continuations]) if b.zero_shot_score == "mean" else scores
 
     return predict

@@ -15,12 +15,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from .atomic import atomic_path
-from .errors import UserError
-from .data import sha256
-
-
-class ModelError(UserError):
-    """A base model that cannot be found or loaded; the message says what to do."""
+from .errors import ModelError
+from .hashing import sha256
 
 
 @dataclass(frozen=True)
@@ -128,7 +124,7 @@ def convert_gguf(gguf: Path, dest: Path, eos_token: str | None = None) -> None:
 
 
 def gguf_path(name: str) -> Path:
-    """Where the offline alias `name` keeps its GGUF (a GPU machine without network gets it put there)."""
+    """Where the offline alias `name` keeps its GGUF (a GPU host without network gets it from offline/prepare.sh's bundle)."""
     return cache_dir() / name / OFFLINE_MODELS[name].gguf_name
 
 

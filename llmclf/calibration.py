@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
 from .atomic import write_json
-from .data import sha256
+from .hashing import sha256
 from .errors import UserError
 
 N_BINS = 15  # equal-width confidence bins, as Guo et al. (2017)
@@ -59,10 +59,19 @@ def _adapter_id(adapter: str | Path) -> str:
     return sha256(weights) if weights.is_file() else ""
 
 
-def save_temperature(adapter: str | Path, fit: dict, path: str | Path) -> None:
-    """Record the fitted temperature (fit["temperature"]) with the adapter it belongs to (its weights'
-    sha256), so that predict never applies it to another."""
-    write_json(fit | {"adapter_sha256": _adapter_id(adapter)}, path)
+def save_temperature(adapter: str | Path, fit: dict, path: str | Path, inference: dict | None = None) -> None:
+    """Record the fitted temperature (fit["temperature"]), and the inference settings the adapter was scored
+    with, with the adapter they belong to (its weights' sha256), so that predict never applies them to another."""
+    write_json(fit | ({"inference": inference} if inference else {}) | {"adapter_sha256": _adapter_id(adapter)}, path)
+
+
+def recorded_inference(adapter: str | Path, path: str | Path) -> dict | None:
+    """The inference settings recorded in `path` for `adapter`; None where there are none for it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    info = json.loads(path.read_text(encoding="utf-8"))
+    return info.get("inference") if info.get("adapter_sha256") == _adapter_id(adapter) else None
 
 
 def load_temperature(adapter: str | Path, path: str | Path, required: bool) -> tuple[float, str]:

@@ -11,15 +11,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from . import presets
+from . import errors, presets
 from .errors import UserError
 
+if TYPE_CHECKING:
+    from .params import Inference
+
 ADAPTER = "models/adapter"
-CALIBRATION = "models/calibration.json"  # the evaluate stage's temperature for that adapter
+CALIBRATION = "models/calibration.json"  # the evaluate stage's temperature and inference settings for that adapter
+# for an adapter the evaluate stage has not scored: sizes that bound memory on long texts
+PREDICT_DEFAULTS = {"batch_size": 64, "max_batch_tokens": 16384, "dense": True}
 
 
 def read_texts(source: str, text_column: str) -> pd.DataFrame:
@@ -52,17 +58,28 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
     return pd.DataFrame({"id": ids[keep].to_numpy(), "text": texts[keep].to_numpy()})
 
 
+def settings(args) -> tuple[Inference, int]:
+    """The inference settings and max_length to predict with: the flags given, else those the adapter was
+    trained (max_length) and scored with (the evaluate stage's record), else PREDICT_DEFAULTS."""
+    from . import adapter, calibration
+    from .params import Inference
+
+    recorded = calibration.recorded_inference(args.adapter, args.calibration or CALIBRATION) or PREDICT_DEFAULTS
+    flags = {"batch_size": args.batch_size, "max_batch_tokens": args.max_batch_tokens, "dense": args.dense}
+    chosen = Inference(**(recorded | {k: v for k, v in flags.items() if v is not None}))
+    return chosen, args.max_length or adapter.read_info(args.adapter)["model"]["max_length"]
+
+
 def predict(args) -> None:
-    from . import calibration, inference, modeling
+    from . import adapter, calibration, inference
 
     rows = read_texts(args.input, args.text_column)
-    model, tok, classes = modeling.load_adapter(args.adapter, base=args.base)
+    run_as, max_length = settings(args)
+    model, tok, classes = adapter.load_adapter(args.adapter, base=args.base)
     temperature, note = ((1.0, "not temperature-scaled (--no-calibration)") if args.no_calibration
                          else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
                                                            required=args.calibration is not None))
-    model = modeling.dense_for_inference(model)
-    logits = inference.predict_logits(model, tok, rows["text"].tolist(), args.batch_size, args.max_length,
-                                      max_tokens=args.max_batch_tokens)
+    logits = inference.classifier(model, tok, run_as, max_length)(rows["text"].tolist(), "predict")
     probs = calibration.probabilities(logits, temperature)
     labels = np.array(classes)[probs.argmax(axis=1)]
     if args.format == "csv":
@@ -96,11 +113,12 @@ def _write(text: str, output: str) -> None:
 def export(args) -> None:
     import torch
 
-    from . import modeling
+    from .adapter import load_adapter
     from .atomic import atomic_path
+    from .dense import dense_for_inference
 
-    model, tok, classes = modeling.load_adapter(args.adapter)
-    merged = modeling.dense_for_inference(model).to(torch.bfloat16)
+    model, tok, classes = load_adapter(args.adapter)
+    merged = dense_for_inference(model).to(torch.bfloat16)
     merged.config.dtype = torch.bfloat16
     with atomic_path(args.output, is_dir=True) as out:
         merged.save_pretrained(out)
@@ -116,6 +134,7 @@ def report(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    errors.install()
     ap = argparse.ArgumentParser(prog="llmclf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="classify texts with a trained adapter")
@@ -125,10 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adapter", default=ADAPTER)
     p.add_argument("--base", help="base model to load the adapter on (default: the one it was trained on)")
     p.add_argument("--text-column", default="text", help="column (CSV) or field (JSONL) holding the text")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--max-batch-tokens", type=int, default=16384,
-                   help="a batch of long texts holds fewer rows: at most this many padded tokens (0: no cap)")
+    p.add_argument("--batch-size", type=int, help="default: as the evaluate stage scored the adapter")
+    p.add_argument("--max-length", type=int, help="tokens read of each text (default: the adapter's training max_length)")
+    p.add_argument("--max-batch-tokens", type=int,
+                   help="a batch of long texts holds fewer rows: at most this many padded tokens (0: no cap; "
+                   "default: as the evaluate stage scored the adapter)")
+    p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
+                   help="dequantize and merge LoRA before predicting (default: as the evaluate stage scored the adapter)")
     p.add_argument("--calibration", help="temperature file written by the evaluate stage (default: "
                    f"{CALIBRATION} when it was fitted for this adapter; otherwise none is applied)")
     p.add_argument("--no-calibration", action="store_true", help="the model's own probabilities, no temperature")

@@ -6,6 +6,14 @@ class UserError(ValueError):
     """Bad params, data or model: shown as one `error:` line, exit status 2."""
 
 
+class DataError(UserError):
+    """Input data that cannot be used; the message names the input and the fix."""
+
+
+class ModelError(UserError):
+    """A base model that cannot be found or loaded; the message says what to do."""
+
+
 def _excepthook(kind, err, tb, _default=sys.excepthook):
     if issubclass(kind, UserError):
         print(f"error: {err}", file=sys.stderr)
@@ -14,4 +22,5 @@ def _excepthook(kind, err, tb, _default=sys.excepthook):
 
 
 def install() -> None:
+    """Print an uncaught UserError as one line; entry points (stage scripts, the CLI) call it."""
     sys.excepthook = _excepthook

@@ -51,7 +51,7 @@ class Evaluation:
 
 
 def evaluate(frames: dict[str, pd.DataFrame], logits: dict[str, np.ndarray], classes: list[str],
-             speed: dict[str, float] | None = None, temperature: float | None = None, name: str = "") -> Evaluation:
+             temperature: float | None = None) -> Evaluation:
     """Scores, predictions and reports of each split from its logits (any per-class scores whose softmax
     is read as probabilities): the classification metrics, expected calibration error, and with a
     fitted `temperature` the ECE of the temperature-scaled probabilities too."""
@@ -64,13 +64,15 @@ def evaluate(frames: dict[str, pd.DataFrame], logits: dict[str, np.ndarray], cla
         if temperature is not None:
             ev.scores[split]["ece_calibrated"] = round(
                 calibration.ece(calibration.probabilities(logits[split], temperature), y), 4)
-        if speed:
-            ev.scores[split]["examples_per_s"] = speed[split]
         ev.reports[split] = report(y, ev.preds[split]["pred"], classes)
-        s = ev.scores[split]
-        print(f"{name}{split}: accuracy {s['accuracy']:.4f}  balanced accuracy {s['balanced_accuracy']:.4f}  "
-              f"ECE {s['ece']:.4f}  ({len(df)} rows)\n{ev.reports[split]}")
     return ev
+
+
+def print_summary(ev: Evaluation, name: str = "") -> None:
+    """Each split's headline scores and classification report, on stdout."""
+    for split, s in ev.scores.items():
+        print(f"{name}{split}: accuracy {s['accuracy']:.4f}  balanced accuracy {s['balanced_accuracy']:.4f}  "
+              f"ECE {s['ece']:.4f}  ({len(ev.preds[split])} rows)\n{ev.reports[split]}")
 
 
 def f1_table(runs: dict[str, pd.DataFrame], classes: list[str]) -> pd.DataFrame:

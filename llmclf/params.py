@@ -104,7 +104,7 @@ class Train(_Group):
     early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
     logging_steps: PosInt = 10
     checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
-    num_processes: PosInt = 1  # >1: DDP, one process per GPU of this machine, under `accelerate launch`
+    num_processes: PosInt = 1  # >1: DDP, one process per GPU of one machine, under `accelerate launch`
 
 
 class Baseline(_Group):
@@ -126,12 +126,16 @@ class Baseline(_Group):
         return prompt
 
 
-class Evaluate(_Group):
+class Inference(_Group):
+    """How the baseline and evaluate stages, and `llmclf predict`, run a model over texts."""
     batch_size: PosInt = 32
     max_batch_tokens: NonNegInt = 0  # >0: batches of long texts hold fewer rows, at most this many padded tokens
     # predict with the 4-bit weights dequantized and LoRA merged: the same function, no per-layer
     # dequantization or LoRA branch on every batch
-    dense_inference: bool = True
+    dense: bool = True
+
+
+class Evaluate(_Group):
     splits: list[Literal["test", "val", "official_test"]] = Field(
         default=["test", "official_test"], min_length=1)
     temperature_scaling: bool = True  # fit T on the val split's logits; predict divides logits by it
@@ -144,6 +148,7 @@ class Params(_Group):
     model: Model = Model()
     quant: Quant = Quant()
     lora: Lora = Lora()
+    inference: Inference = Inference()
     baseline: Baseline = Baseline()
     train: Train = Train()
     evaluate: Evaluate = Evaluate()
@@ -196,3 +201,20 @@ def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:
 def load(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate a params file; any problem is one ParamsError naming file and key."""
     return parse(read_yaml(Path(path)), path)
+
+
+def stage_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """The params keys (`group` or `group.key`) that dvc.yaml lists for `stage`."""
+    return list(read_yaml(Path(dvc_yaml))["stages"][stage]["params"])
+
+
+def values(p: Params, keys: list[str]) -> dict:
+    """The values of `keys` (as dvc.yaml lists them) in `p`, nested by group."""
+    include: dict = {}
+    for key in keys:
+        group, _, name = key.partition(".")
+        if name:
+            include.setdefault(group, set()).add(name)
+        else:
+            include[group] = True
+    return p.model_dump(include=include)

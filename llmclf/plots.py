@@ -1,4 +1,4 @@
-"""PNG figures for the README and review reports (the same data is declared as DVC plots in dvc.yaml)."""
+"""PNG figures for review reports and docs (the same data is declared as DVC plots in dvc.yaml)."""
 from __future__ import annotations
 
 import numpy as np

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from . import params
+from . import errors, params
 from .atomic import write_text
 from .errors import UserError
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--exp", nargs=argparse.REMAINDER, metavar="DVC_ARGS",
                     help="run `dvc exp run` with the presets as -S overrides instead of editing params.yaml; "
                          "what follows goes to dvc (-n NAME, --queue, more -S)")
+    errors.install()
     args = ap.parse_args(argv)
     if args.exp is None:
         apply(args.names)

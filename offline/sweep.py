@@ -8,8 +8,8 @@ each one's outputs so that `offline/import_runs.py` records it as a DVC experime
 Each experiment runs the six stage scripts in order, as `dvc repro` would, in its own copy of the
 project (WORK/NAME/) whose params.yaml is this one + the plan's presets + the plan's and --set
 overrides (`dvc exp run -S` syntax). `--suffix` reuses WORK/NAME's data and adapter and reruns
-only what the new overrides change (baseline and evaluate for `evaluate.*`). At these model sizes one
-training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
+only what the new overrides change (baseline and evaluate for `evaluate.*` and `inference.*`). At these
+model sizes one training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
 Packs go to WORK/out/NAME.tgz; `--part-size MiB` cuts larger ones into parts (.tgz.00, .01, ...) for a
 transfer back with a size limit per file.
 """
@@ -31,7 +31,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from llmclf import params, presets  # noqa: E402
+from llmclf import params, presets, runlog  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
 PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
@@ -105,7 +105,7 @@ def pack(folder: Path, out: Path, adapter: bool, part: int = 0) -> list[Path]:
         old.unlink()
     archive = out / f"{folder.name}.tgz"
     with tarfile.open(archive, "w:gz") as tar:
-        for item in ("params.yaml", "manifest.json", "run.log", "metrics", "models/calibration.json",
+        for item in ("params.yaml", "manifest.json", "run.log", "metrics", "logs", "models/calibration.json",
                      *(["models/adapter"] if adapter else [])):
             if (folder / item).exists():
                 tar.add(folder / item, arcname=item)
@@ -123,8 +123,9 @@ def pack(folder: Path, out: Path, adapter: bool, part: int = 0) -> list[Path]:
 def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | None, gpu: str,
                part: int = 0) -> dict:
     folder = prepare(work, name, plan, extra, base)
-    # evaluate.* params reach the baseline and evaluate stages only (dvc.yaml)
-    stages = ("baseline", "evaluate") if base and all(o.startswith("evaluate.") for o in extra) else STAGES
+    # evaluate.* and inference.* params reach the baseline and evaluate stages only (dvc.yaml)
+    stages = (("baseline", "evaluate") if base and all(o.startswith(("evaluate.", "inference.")) for o in extra)
+              else STAGES)
     result = {"name": name, "base": base, "presets": plan.get("presets", []),
               "overrides": [*plan.get("set", []), *plan["experiments"][base or name], *extra],
               "device": gpu} | run(folder, stages)
@@ -143,10 +144,10 @@ def summary_line(work: Path, r: dict) -> str:
         tail = (folder / "run.log").read_text(errors="replace").strip().splitlines()[-3:]
         return f"{r['name']}: FAILED in {r['failed']}: " + " | ".join(tail)
     ev = json.loads((folder / "metrics/eval.json").read_text())
-    tr = json.loads((folder / "metrics/train.json").read_text())
-    base = json.loads((folder / "metrics/baseline.json").read_text())
+    logs = {stage: runlog.read_log(stage, folder) for stage in ("baseline", "train", "evaluate")}
+    tr = logs["train"]
     accs = ", ".join(f"{s} {v['accuracy']:.4f}" for s, v in ev.items() if isinstance(v, dict) and "accuracy" in v)
-    peaks = "/".join(str(m.get("peak_gpu_memory_gib", "-")) for m in (base, tr, ev))
+    peaks = "/".join(str(log.get("peak_gpu_memory_gib", "-")) for log in logs.values())
     return (f"{r['name']}: {accs}; train {tr['train_seconds']} s ({tr['train_examples_per_s']} ex/s), "
             f"peak GiB baseline/train/evaluate {peaks}, stages {r['stage_seconds']}")
 

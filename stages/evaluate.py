@@ -5,29 +5,31 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmclf import calibration, data, inference, metrics, modeling, params
+from llmclf import calibration, errors, hardware, inference, metrics, params, splits
+from llmclf.adapter import load_adapter
 from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability
+from llmclf.runlog import write_log
 
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
-CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it
+CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings
 
+errors.install()
 p = params.load()
-frames = data.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
-model, tok, classes = modeling.load_adapter(ADAPTER)
-if p.evaluate.dense_inference:
-    model = modeling.dense_for_inference(model)
-predict = inference.classifier(model, tok, p.evaluate.batch_size, p.model.max_length, p.evaluate.max_batch_tokens)
-logits, speed = inference.predict_splits(predict, frames, warm_up=p.evaluate.batch_size)
+frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
+model, tok, classes = load_adapter(ADAPTER)
+predict = inference.classifier(model, tok, p.inference, p.model.max_length)
+logits, speed = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 
 temperature, fit = None, {"temperature": 1.0}  # T = 1: the model's own probabilities
 if p.evaluate.temperature_scaling:  # one scalar T fitted on val, never on the splits it is scored on
-    val = data.read_split(SPLITS_DIR, "val")
+    val = splits.read_split(SPLITS_DIR, "val")
     val_logits = logits["val"] if "val" in logits else predict(val["text"].tolist(), "val, for the temperature")
     temperature = round(calibration.fit_temperature(val_logits, val["label"]), 4)
     fit = {"temperature": temperature, "val_nll": round(calibration.nll(val_logits, val["label"]), 4),
            "val_nll_calibrated": round(calibration.nll(val_logits, val["label"], temperature), 4)}
     print(f"calibration on val: {fit}")
-ev = metrics.evaluate(frames, logits, classes, speed, temperature)
+ev = metrics.evaluate(frames, logits, classes, temperature)
+metrics.print_summary(ev)
 
 
 def figures(out: Path) -> None:
@@ -38,6 +40,7 @@ def figures(out: Path) -> None:
         write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
 
 
-scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | modeling.peak_gpu_memory()
+scores = ev.scores | ({"calibration": fit} if temperature is not None else {})
 write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
-calibration.save_temperature(ADAPTER, fit, CALIBRATION)
+calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
+write_log("evaluate", {"examples_per_s": speed} | hardware.peak_gpu_memory())

@@ -1,14 +1,16 @@
 """Stage 1, fetch: read `data.source` (hub dataset or local files) into data/raw/<split>.parquet."""
 import _env  # noqa: F401  (first: the project's Python environment)
-from llmclf import data, params
+from llmclf import errors, params, sources
 from llmclf.atomic import atomic_path, write_json
+from llmclf.splits import class_counts
 
 RAW = "data/raw"
 
+errors.install()
 p = params.load()
-frames, provenance = data.fetch(p.data)
+frames, provenance = sources.fetch(p.data)
 provenance["splits"] = {
-    split: {"rows": len(df), "classes": data.class_counts(df, p.data.classes)} for split, df in frames.items()
+    split: {"rows": len(df), "classes": class_counts(df, p.data.classes)} for split, df in frames.items()
 }
 with atomic_path(RAW, is_dir=True) as out:
     for split, df in frames.items():

@@ -4,20 +4,21 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmclf import data, params
+from llmclf import errors, params, splits
 from llmclf.atomic import atomic_path, write_json
 
 SPLITS_DIR = "data/splits"
 
+errors.install()
 p = params.load()
 sampled = pd.read_parquet("data/sampled.parquet")
 frames = {s: sampled[sampled["split"] == s].drop(columns="split").reset_index(drop=True) for s in ("train", "val", "test")}
 if Path("data/raw/test.parquet").is_file():  # keep the source's own test split for published-number comparisons
-    frames["official_test"] = data.read_split("data/raw", "test")
+    frames["official_test"] = splits.read_split("data/raw", "test")
 
 summary = {
-    "splits": {s: {"rows": len(df), "classes": data.class_counts(df, p.data.classes)} for s, df in frames.items()},
-    "class_weights": data.class_weights(frames["train"], len(p.data.classes)),
+    "splits": {s: {"rows": len(df), "classes": splits.class_counts(df, p.data.classes)} for s, df in frames.items()},
+    "class_weights": splits.class_weights(frames["train"], len(p.data.classes)),
 }
 with atomic_path(SPLITS_DIR, is_dir=True) as out:
     for split, df in frames.items():

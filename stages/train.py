@@ -6,46 +6,57 @@ import gc
 import json
 import shutil
 import time
+from pathlib import Path
 
 import torch
 
-from llmclf import data, modeling, params, plots, training
+from llmclf import distributed, errors, params, plots, trainer as trainers
+from llmclf.adapter import save_adapter
 from llmclf.atomic import atomic_path, write_json
+from llmclf.checkpoints import resume_or_reset
+from llmclf.dense import dense_for_inference
+from llmclf.curves import curves_callback, end_curves
+from llmclf.hardware import compute_dtype, peak_gpu_memory
+from llmclf.hashing import sha256
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
+from llmclf.runlog import write_log
+from llmclf.splits import read_split
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
 
+errors.install()
 p = params.load()
-training.relaunch(p.train.num_processes)
-train_df, val_df = data.read_split("data/splits", "train"), data.read_split("data/splits", "val")
+distributed.relaunch(p.train.num_processes)
+train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")
 with open("data/splits/summary.json", encoding="utf-8") as f:
     auto_weights = json.load(f)["class_weights"]
 
-args = training.training_args(p.train, CHECKPOINTS, len(train_df),
-                              bf16=modeling.compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
+args = trainers.training_args(p.train, CHECKPOINTS, len(train_df),
+                              bf16=compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
 main = args.process_index == 0
-model, tok = modeling.load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed, on=args.device)
+model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed, device=args.device)
 dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
 if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
-    model = modeling.dense_for_inference(model)
-model = modeling.add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
-                          gradient_checkpointing=p.train.gradient_checkpointing, float32_frozen=p.train.float32_frozen)
+    model = dense_for_inference(model)
+model = add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
+                 gradient_checkpointing=p.train.gradient_checkpointing, float32_frozen=p.train.float32_frozen)
 if main:
     model.print_trainable_parameters()
 
-train_rows = training.encode(tok, train_df, p.model.max_length)
-val_rows = training.encode(tok, val_df, p.model.max_length)
-live = training.live_callback("metrics/train") if main else None
-trainer = training.make_trainer(
+train_rows = trainers.encode(tok, train_df, p.model.max_length)
+val_rows = trainers.encode(tok, val_df, p.model.max_length)
+live = curves_callback("metrics/train") if main else None
+trainer = trainers.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
-    class_weights=training.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
+    class_weights=trainers.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
     callbacks=[live] if live else [])
 
 # a run killed midway left checkpoints: the same params, data and process count resume from the last one
-stamp = {"params": p.model_dump(include={"base": True, "data": {"classes"}, "model": True, "quant": True,
-                                          "lora": True, "train": True}),  # the params dvc.yaml lists for train
-         "train_rows": data.sha256("data/splits/train.parquet"), "val_rows": data.sha256("data/splits/val.parquet"),
+stamp = {"params": params.values(p, params.stage_params("train", Path(__file__).parents[1] / "dvc.yaml")),
+         "train_rows": sha256("data/splits/train.parquet"), "val_rows": sha256("data/splits/val.parquet"),
          "processes": args.world_size}
-resume = training.on_main_process(training.resumable, CHECKPOINTS, stamp)
+resume = distributed.on_main_process(resume_or_reset, CHECKPOINTS, stamp)
 if resume and main:
     print(f"train: resuming from the last checkpoint, {resume}")
 gc.freeze()  # what exists now (modules, rows) lives to the end: the Trainer's gc.collect() skips it
@@ -56,12 +67,14 @@ curves = list(trainer.state.log_history)  # training's own logs, before the best
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
     "train_loss": round(result.training_loss, 4),
+    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
+    "processes": args.world_size,
+}
+timing = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
-    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
-    "processes": args.world_size,
-} | modeling.peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
+} | peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
     val = trainer.evaluate()  # every process scores its share
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),
@@ -69,12 +82,13 @@ if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its vali
 
 if main:
     if live:
-        live.live.end()
+        end_curves(live)
     with atomic_path("models/adapter", is_dir=True) as out:
-        modeling.save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for the README
+        save_adapter(trainer.model, tok, out, p, summary)
+    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for reports
         plots.training_curves(curves, png)
     write_json(summary, "metrics/train.json")
+    write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     print("train:", summary)
 trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,

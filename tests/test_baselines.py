@@ -5,10 +5,12 @@ import pytest
 import torch
 
 from conftest import AG_NEWS
-from llmclf import baselines, data, modeling
+from llmclf import baselines, sources
+from llmclf.loading import load_causal_lm
 from llmclf.errors import UserError
-from llmclf.params import Baseline, Data, Model, Quant
+from llmclf.params import Baseline, Data, Inference, Model, Quant
 from tiny import CLASSES, synthetic_texts
+
 
 
 def frame(n_per_class: int, seed: int) -> pd.DataFrame:
@@ -26,7 +28,7 @@ def test_tfidf_logreg_learns_the_topics():
 
 
 def test_tfidf_logreg_on_a_few_real_ag_news_rows():
-    train = data.fetch(Data(source=str(AG_NEWS)))[0]["train"]
+    train = sources.fetch(Data(source=str(AG_NEWS)))[0]["train"]
     rows = train.groupby("label").head(250).sample(frac=1, random_state=0)  # 250 a class, shuffled
     fit, val, test = rows.iloc[:600], rows.iloc[600:800], rows.iloc[800:]
     predict, _ = baselines.tfidf_logreg(fit, val)
@@ -35,7 +37,7 @@ def test_tfidf_logreg_on_a_few_real_ag_news_rows():
 
 @pytest.fixture(scope="module")
 def lm(tiny_model):
-    return modeling.load_causal_lm(Model(name=str(tiny_model), max_length=64), Quant(mode="none"))
+    return load_causal_lm(Model(name=str(tiny_model), max_length=64), Quant(mode="none"))
 
 
 def reference(lm, contexts, labels) -> np.ndarray:
@@ -51,7 +53,7 @@ def reference(lm, contexts, labels) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["none", "nf4"])
 def test_label_logprobs_match_an_unbatched_reference(tiny_model, mode):
-    lm, tok = modeling.load_causal_lm(Model(name=str(tiny_model), max_length=64), Quant(mode=mode))
+    lm, tok = load_causal_lm(Model(name=str(tiny_model), max_length=64), Quant(mode=mode))
     texts = frame(3, seed=4)["text"].tolist()
     contexts, labels = baselines.zero_shot_prompts(tok, texts, [*CLASSES, "a"], Baseline(), 64)
     assert len({len(c) for c in contexts}) > 2 and {len(t) for t in labels} >= {1, 4}  # padding, one-token label
@@ -84,6 +86,8 @@ def test_zero_shot_uses_the_chat_template_when_there_is_one(lm, monkeypatch):
     plain, _ = baselines.zero_shot_prompts(tok, ["goal"], ["World"], Baseline(zero_shot_prompt="Q {text}"), 64)
     assert tok.decode(plain[0]) == "Q goal"
 
+AS_LOADED = Inference(batch_size=8, dense=False)  # the test's model runs as it is
+
 
 def test_zero_shot_scores_sum_or_mean_and_predict_the_best_label(lm):
     model, tok = lm
@@ -92,9 +96,9 @@ def test_zero_shot_scores_sum_or_mean_and_predict_the_best_label(lm):
     b = Baseline(zero_shot_labels=labels, zero_shot_score="sum")
     contexts, label_ids = baselines.zero_shot_prompts(tok, texts, labels, b, 64)
     expected = reference(model, contexts, label_ids)
-    total = baselines.zero_shot(model, tok, ["a", "b"], b, 8, 64)(texts, "test")
+    total = baselines.zero_shot(model, tok, ["a", "b"], b, AS_LOADED, 64)(texts, "test")
     np.testing.assert_allclose(total, expected, atol=1e-4)
-    mean = baselines.zero_shot(model, tok, ["a", "b"], b.model_copy(update={"zero_shot_score": "mean"}), 8, 64)
+    mean = baselines.zero_shot(model, tok, ["a", "b"], b.model_copy(update={"zero_shot_score": "mean"}), AS_LOADED, 64)
     np.testing.assert_allclose(mean(texts, "test"), expected / [len(t) for t in label_ids], atol=1e-4)
     with pytest.raises(UserError, match="2 labels for 4 classes"):
-        baselines.zero_shot(model, tok, CLASSES, b, 8, 64)
+        baselines.zero_shot(model, tok, CLASSES, b, AS_LOADED, 64)

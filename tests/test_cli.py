@@ -8,7 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
-from llmclf import cli, inference, modeling, training
+from llmclf import cli, inference, trainer as trainers
+from llmclf.adapter import load_adapter, save_adapter
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
 from llmclf.errors import UserError
 from llmclf.params import Data, Lora, Model, Params, Quant, Train
 from tiny import CLASSES, build_tiny_llama, synthetic_texts
@@ -21,18 +24,18 @@ def adapter(tiny_model, tmp_path_factory):
     p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"),
                lora=Lora(target_modules="all-linear"),
                train=Train(lr=3e-3, epochs=2, gradient_checkpointing=False, eval_each_epoch=False))
-    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=0)
-    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
     texts, labels = synthetic_texts(16, seed=1)
-    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
-    args = training.training_args(p.train, str(folder.parent / "ckpt"), len(rows), bf16=False, seed=0)
-    training.make_trainer(model, tok, p.train, rows, None, args, class_weights=None).train()
-    modeling.save_adapter(model, tok, folder, p, {})
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    args = trainers.training_args(p.train, str(folder.parent / "ckpt"), len(rows), bf16=False, seed=0)
+    trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=None).train()
+    save_adapter(model, tok, folder, p, {})
     return folder
 
 
 def adapter_logits(adapter, texts):
-    model, tok, _ = modeling.load_adapter(adapter)
+    model, tok, _ = load_adapter(adapter)
     return inference.predict_logits(model, tok, texts, 8, 512)
 
 

@@ -1,4 +1,4 @@
-"""llmclf.data: reading sources, mapping to text/label, seeded sampling, class weights; the sample/split stages."""
+"""Data: reading sources, mapping to text/label, seeded sampling, class weights; the sample/split stages."""
 from __future__ import annotations
 
 import csv
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmclf import atomic, data
-from llmclf.data import DataError
+from llmclf import atomic, readers, sources, splits
+from llmclf.errors import DataError
 from llmclf.params import Data, Sample
 
 from conftest import AG_NEWS, REPO
@@ -39,7 +39,7 @@ def per_split_counts(out: pd.DataFrame) -> dict[str, dict[int, int]]:
 
 def test_balanced_counts_and_disjoint_splits():
     df = frame({0: 20, 1: 20, 2: 20})
-    out = data.sample_splits(df, Sample(train_per_class=5, test_per_class=3, val_per_class=2), CLASSES, seed=1)
+    out = splits.sample_splits(df, Sample(train_per_class=5, test_per_class=3, val_per_class=2), CLASSES, seed=1)
     assert list(out.columns) == ["text", "label", "split"]
     assert per_split_counts(out) == {"train": {0: 5, 1: 5, 2: 5}, "test": {0: 3, 1: 3, 2: 3},
                                      "val": {0: 2, 1: 2, 2: 2}}
@@ -62,8 +62,8 @@ def test_balanced_counts_and_disjoint_splits():
 def test_same_seed_same_rows_and_same_parquet_bytes(tmp_path):
     df = frame({0: 30, 1: 25, 2: 40})
     sample = Sample(train_per_class=10, test_per_class=5, val_per_class=5)
-    a = data.sample_splits(df, sample, CLASSES, seed=7)
-    b = data.sample_splits(df, sample, CLASSES, seed=7)
+    a = splits.sample_splits(df, sample, CLASSES, seed=7)
+    b = splits.sample_splits(df, sample, CLASSES, seed=7)
     pd.testing.assert_frame_equal(a, b)
     atomic.write_parquet(a, tmp_path / "a" / "sampled.parquet")
     atomic.write_parquet(b, tmp_path / "b" / "sampled.parquet")
@@ -75,8 +75,8 @@ def test_same_seed_same_rows_and_same_parquet_bytes(tmp_path):
 def test_different_seed_different_order():
     df = frame({0: 30, 1: 30, 2: 30})
     sample = Sample(train_per_class=10, test_per_class=5, val_per_class=5)
-    a = data.sample_splits(df, sample, CLASSES, seed=1)
-    b = data.sample_splits(df, sample, CLASSES, seed=2)
+    a = splits.sample_splits(df, sample, CLASSES, seed=1)
+    b = splits.sample_splits(df, sample, CLASSES, seed=2)
     assert list(a["text"]) != list(b["text"])
     assert per_split_counts(a) == per_split_counts(b)  # same shape, different rows / order
 
@@ -84,14 +84,14 @@ def test_different_seed_different_order():
 def test_input_frame_is_not_modified():
     df = frame({0: 10, 1: 10, 2: 10})
     copy = df.copy()
-    data.sample_splits(df, Sample(train_per_class=2, test_per_class=2, val_per_class=2), CLASSES, seed=0)
+    splits.sample_splits(df, Sample(train_per_class=2, test_per_class=2, val_per_class=2), CLASSES, seed=0)
     pd.testing.assert_frame_equal(df, copy)
 
 
 def test_short_class_raises_naming_class_and_counts():
     df = frame({0: 20, 1: 6, 2: 20})
     with pytest.raises(DataError) as e:
-        data.sample_splits(df, Sample(train_per_class=5, test_per_class=3, val_per_class=2), CLASSES, seed=0)
+        splits.sample_splits(df, Sample(train_per_class=5, test_per_class=3, val_per_class=2), CLASSES, seed=0)
     msg = str(e.value)
     assert "class 'beta' has 6 rows but sample needs 10" in msg
     assert "5 train + 3 test + 2 val" in msg
@@ -100,14 +100,14 @@ def test_short_class_raises_naming_class_and_counts():
 
 def test_class_without_rows_raises():
     with pytest.raises(DataError, match=r"class 'gamma' \(label 2\) has no rows"):
-        data.sample_splits(frame({0: 20, 1: 20}), Sample(train_per_class=2, test_per_class=2, val_per_class=2),
+        splits.sample_splits(frame({0: 20, 1: 20}), Sample(train_per_class=2, test_per_class=2, val_per_class=2),
                            CLASSES, seed=0)
 
 
 def test_allow_fewer_takes_proportionally_fewer():
     df = frame({0: 20, 1: 6, 2: 20})
     sample = Sample(train_per_class=5, test_per_class=3, val_per_class=2, allow_fewer=True)
-    out = data.sample_splits(df, sample, CLASSES, seed=0)
+    out = splits.sample_splits(df, sample, CLASSES, seed=0)
     # beta: 6 of the 10 needed -> floor(5*6/10)=3 train, floor(3*6/10)=1 test, floor(2*6/10)=1 val
     assert per_split_counts(out) == {"train": {0: 5, 1: 3, 2: 5}, "test": {0: 3, 1: 1, 2: 3},
                                      "val": {0: 2, 1: 1, 2: 2}}
@@ -117,7 +117,7 @@ def test_allow_fewer_takes_proportionally_fewer():
 def test_stratified_keeps_class_ratios():
     df = frame({0: 300, 1: 100})
     sample = Sample(mode="stratified", train_fraction=0.8, test_fraction=0.1, val_fraction=0.1)
-    out = data.sample_splits(df, sample, ["big", "small"], seed=3)
+    out = splits.sample_splits(df, sample, ["big", "small"], seed=3)
     assert per_split_counts(out) == {"train": {0: 240, 1: 80}, "test": {0: 30, 1: 10}, "val": {0: 30, 1: 10}}
     for split, counts in per_split_counts(out).items():
         assert counts[0] == 3 * counts[1], split
@@ -127,19 +127,19 @@ def test_stratified_keeps_class_ratios():
 def test_stratified_fractions_below_one_leave_rows_out():
     df = frame({0: 40, 1: 20})
     sample = Sample(mode="stratified", train_fraction=0.5, test_fraction=0.25, val_fraction=0.1)
-    out = data.sample_splits(df, sample, ["big", "small"], seed=3)
+    out = splits.sample_splits(df, sample, ["big", "small"], seed=3)
     assert per_split_counts(out) == {"train": {0: 20, 1: 10}, "test": {0: 10, 1: 5}, "val": {0: 4, 1: 2}}
 
 
 def test_stratified_fractions_over_one_raise():
     sample = Sample(mode="stratified", train_fraction=0.8, test_fraction=0.2, val_fraction=0.1)
     with pytest.raises(DataError, match=r"fraction add up to 1\.100 > 1"):
-        data.sample_splits(frame({0: 50, 1: 50}), sample, ["a", "b"], seed=0)
+        splits.sample_splits(frame({0: 50, 1: 50}), sample, ["a", "b"], seed=0)
 
 
 def test_stratified_count_is_exact_for_decimal_fractions():
     sample = Sample(mode="stratified", train_fraction=0.57, test_fraction=0.29, val_fraction=0.14)
-    out = data.sample_splits(frame({0: 100, 1: 100}), sample, ["a", "b"], seed=0)
+    out = splits.sample_splits(frame({0: 100, 1: 100}), sample, ["a", "b"], seed=0)
     assert per_split_counts(out) == {"train": {0: 57, 1: 57}, "test": {0: 29, 1: 29}, "val": {0: 14, 1: 14}}
 
 
@@ -148,7 +148,7 @@ def test_stratified_count_is_exact_for_decimal_fractions():
 
 def test_class_weights_imbalanced_by_hand():
     # counts 6/3/1 -> frequencies .6/.3/.1 -> 1/f = 5/3, 10/3, 10 (sum 15) -> 1/9, 2/9, 6/9
-    w = data.class_weights(frame({0: 6, 1: 3, 2: 1}).sample(frac=1, random_state=0), 3)
+    w = splits.class_weights(frame({0: 6, 1: 3, 2: 1}).sample(frac=1, random_state=0), 3)
     assert w == pytest.approx([1 / 9, 2 / 9, 6 / 9], abs=1e-12)
     assert sum(w) == pytest.approx(1.0, abs=1e-12)
     assert isinstance(w, list) and all(isinstance(x, float) for x in w)
@@ -156,17 +156,17 @@ def test_class_weights_imbalanced_by_hand():
 
 def test_class_weights_label_order_not_frequency_order():
     # the rarest class is label 0 here: its weight must stay first
-    w = data.class_weights(frame({0: 1, 1: 4}), 2)
+    w = splits.class_weights(frame({0: 1, 1: 4}), 2)
     assert w == pytest.approx([0.8, 0.2], abs=1e-12)
 
 
 def test_class_weights_balanced_are_equal():
-    assert data.class_weights(frame({0: 7, 1: 7, 2: 7, 3: 7}), 4) == pytest.approx([0.25] * 4, abs=1e-12)
+    assert splits.class_weights(frame({0: 7, 1: 7, 2: 7, 3: 7}), 4) == pytest.approx([0.25] * 4, abs=1e-12)
 
 
 def test_class_weights_missing_class_raises():
     with pytest.raises(DataError, match=r"classes \[.*2.*\] have no training rows"):
-        data.class_weights(frame({0: 3, 1: 3}), 3)
+        splits.class_weights(frame({0: 3, 1: 3}), 3)
 
 
 # ---------------------------------------------------------------- to_text_label
@@ -176,7 +176,7 @@ def test_joins_text_columns_and_maps_int_labels():
     cfg = Data(text_columns=["title", "body"], label_column="y", classes=CLASSES)
     df = pd.DataFrame({"title": [" Hello ", "Only title", None, "x"], "body": ["world", "", "only body", 5],
                        "y": [0, 2, 1, 0], "extra": [1, 2, 3, 4]})
-    out = data.to_text_label(df, cfg, "src")
+    out = readers.to_text_label(df, cfg, "src")
     assert list(out.columns) == ["text", "label"]
     assert list(out["text"]) == ["Hello world", "Only title", "only body", "x 5"]
     assert list(out["label"]) == [0, 2, 1, 0]
@@ -186,7 +186,7 @@ def test_joins_text_columns_and_maps_int_labels():
 @pytest.mark.parametrize("dtype", ["int8", "int32", "uint16", "Int64"])
 def test_integer_labels_of_any_width_become_int64(dtype):
     df = pd.DataFrame({"text": ["a", "b", "c"], "label": pd.Series([2, 0, 1], dtype=dtype)})
-    out = data.to_text_label(df, Data(classes=CLASSES), "src")
+    out = readers.to_text_label(df, Data(classes=CLASSES), "src")
     assert out["label"].dtype == np.int64
     assert out["label"].tolist() == [2, 0, 1]
 
@@ -194,7 +194,7 @@ def test_integer_labels_of_any_width_become_int64(dtype):
 def test_maps_string_labels_via_class_names():
     cfg = Data(classes=["World", "Sports", "Business", "Sci/Tech"])
     df = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["Sports", "Sci/Tech", " World ", "Business"]})
-    out = data.to_text_label(df, cfg, "src")
+    out = readers.to_text_label(df, cfg, "src")
     assert list(out["label"]) == [1, 3, 0, 2]
     assert out["label"].dtype == np.int64
 
@@ -202,7 +202,7 @@ def test_maps_string_labels_via_class_names():
 def test_missing_column_is_named():
     cfg = Data(text_columns=["title", "body"], label_column="y", classes=CLASSES)
     with pytest.raises(DataError) as e:
-        data.to_text_label(pd.DataFrame({"title": ["a"], "y": [0]}), cfg, "f.csv")
+        readers.to_text_label(pd.DataFrame({"title": ["a"], "y": [0]}), cfg, "f.csv")
     msg = str(e.value)
     assert msg.startswith("f.csv: missing column(s) ['body']")
     assert "['title', 'y']" in msg and "data.text_columns" in msg
@@ -210,14 +210,14 @@ def test_missing_column_is_named():
 
 def test_labels_outside_range_are_named():
     with pytest.raises(DataError) as e:
-        data.to_text_label(pd.DataFrame({"text": list("abcd"), "label": [0, 3, -1, 2]}), Data(classes=CLASSES), "f")
+        readers.to_text_label(pd.DataFrame({"text": list("abcd"), "label": [0, 3, -1, 2]}), Data(classes=CLASSES), "f")
     assert "labels [-1, 3] outside 0..2" in str(e.value)
 
 
 def test_unknown_string_labels_are_named():
     df = pd.DataFrame({"text": list("abc"), "label": ["alpha", "delta", "Beta"]})
     with pytest.raises(DataError) as e:
-        data.to_text_label(df, Data(classes=CLASSES), "f")
+        readers.to_text_label(df, Data(classes=CLASSES), "f")
     assert "labels ['Beta', 'delta'] are not in data.classes ['alpha', 'beta', 'gamma']" in str(e.value)
 
 
@@ -225,13 +225,13 @@ def test_unknown_string_labels_are_named():
 def test_empty_text_rows_are_errors(bad):
     df = pd.DataFrame({"text": ["fine", bad, "also fine"], "label": [0, 1, 2]})
     with pytest.raises(DataError, match=r"f: 1 row\(s\) with empty text \(first at row 1\)"):
-        data.to_text_label(df, Data(classes=CLASSES), "f")
+        readers.to_text_label(df, Data(classes=CLASSES), "f")
 
 
 def test_no_rows_is_an_error():
     df = pd.DataFrame({"text": pd.Series([], dtype=str), "label": pd.Series([], dtype="int64")})
     with pytest.raises(DataError, match=r"^f: no rows$"):
-        data.to_text_label(df, Data(classes=CLASSES), "f")
+        readers.to_text_label(df, Data(classes=CLASSES), "f")
 
 
 # ---------------------------------------------------------------- local files
@@ -246,9 +246,9 @@ def test_read_file_csv_parquet_jsonl(tmp_path):
     df.to_csv(tmp_path / "a.csv", index=False)
     df.to_parquet(tmp_path / "b.parquet", index=False)
     df.to_json(tmp_path / "c.jsonl", orient="records", lines=True)
-    assert data.is_agnews_csv(tmp_path / "a.csv") is False
+    assert readers.is_agnews_csv(tmp_path / "a.csv") is False
     for name in ["a.csv", "b.parquet", "c.jsonl"]:
-        got = data.read_file(tmp_path / name, Data(classes=CLASSES))
+        got = readers.read_file(tmp_path / name, Data(classes=CLASSES))
         assert list(got.columns) == ["text", "label"], name
         assert list(got["text"]) == list(df["text"]), name
         assert list(got["label"]) == [0, 1, 2], name
@@ -257,7 +257,7 @@ def test_read_file_csv_parquet_jsonl(tmp_path):
 def test_csv_texts_that_look_like_missing_values_are_kept(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text('text,label\nNone,0\nNA,1\nnull,2\n', encoding="utf-8")
-    out = data.to_text_label(data.read_file(path, Data(classes=CLASSES)), Data(classes=CLASSES), str(path))
+    out = readers.to_text_label(readers.read_file(path, Data(classes=CLASSES)), Data(classes=CLASSES), str(path))
     assert list(out["text"]) == ["None", "NA", "null"]
 
 
@@ -269,7 +269,7 @@ def test_numeric_looking_texts_are_kept_verbatim(tmp_path, suffix):
         df.to_csv(path, index=False)
     else:
         df.to_json(path, orient="records", lines=True)
-    out = data.to_text_label(data.read_file(path, Data(classes=CLASSES)), Data(classes=CLASSES), str(path))
+    out = readers.to_text_label(readers.read_file(path, Data(classes=CLASSES)), Data(classes=CLASSES), str(path))
     assert list(out["text"]) == ["007", "1.50"]
 
 
@@ -277,7 +277,7 @@ def test_read_file_non_utf8_csv(tmp_path):
     path = tmp_path / "train.csv"
     path.write_bytes("text,label\ncaf\xe9 au lait,0\n".encode("latin-1"))
     with pytest.raises(DataError) as e:
-        data.read_file(path, Data(classes=CLASSES))
+        readers.read_file(path, Data(classes=CLASSES))
     assert str(e.value).startswith(f"{path}: not UTF-8 text")
     assert "re-encode it as UTF-8" in str(e.value)
 
@@ -286,7 +286,7 @@ def test_read_file_broken_parquet(tmp_path):
     path = tmp_path / "train.parquet"
     path.write_bytes(b"not parquet at all")
     with pytest.raises(DataError, match=r"cannot be read as parquet"):
-        data.read_file(path, Data(classes=CLASSES))
+        readers.read_file(path, Data(classes=CLASSES))
 
 
 def test_fetch_local_folder(tmp_path):
@@ -296,7 +296,7 @@ def test_fetch_local_folder(tmp_path):
                                                                 lines=True)
     (tmp_path / "classes.txt").write_text("alpha\nbeta\ngamma\n\n", encoding="utf-8")
     (tmp_path / "notes.md").write_text("ignored", encoding="utf-8")
-    frames, info = data.fetch(local_cfg(tmp_path))
+    frames, info = sources.fetch(local_cfg(tmp_path))
     assert sorted(frames) == ["test", "train"]
     assert list(frames["train"]["label"]) == [0, 1, 2] and list(frames["train"]["text"]) == ["a", "b", "c"]
     assert list(frames["test"]["label"]) == [2, 0]
@@ -309,7 +309,7 @@ def test_fetch_local_folder(tmp_path):
 def test_fetch_list_of_files(tmp_path):
     pd.DataFrame({"text": ["a", "b"], "label": [0, 1]}).to_parquet(tmp_path / "train.parquet", index=False)
     pd.DataFrame({"text": ["c"], "label": [2]}).to_parquet(tmp_path / "holdout.parquet", index=False)
-    frames, _ = data.fetch(local_cfg([str(tmp_path / "train.parquet"), str(tmp_path / "holdout.parquet")]))
+    frames, _ = sources.fetch(local_cfg([str(tmp_path / "train.parquet"), str(tmp_path / "holdout.parquet")]))
     assert sorted(frames) == ["holdout", "train"]
     assert len(frames["train"]) == 2 and list(frames["holdout"]["label"]) == [2]
 
@@ -318,7 +318,7 @@ def test_classes_txt_disagreeing_is_an_error(tmp_path):
     pd.DataFrame({"text": ["a"], "label": [0]}).to_csv(tmp_path / "train.csv", index=False)
     (tmp_path / "classes.txt").write_text("alpha\ngamma\nbeta\n", encoding="utf-8")
     with pytest.raises(DataError) as e:
-        data.read_local(local_cfg(tmp_path))
+        sources.read_local(local_cfg(tmp_path))
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path / 'classes.txt'} lists ['alpha', 'gamma', 'beta']")
     assert "data.classes is ['alpha', 'beta', 'gamma']" in msg
@@ -327,7 +327,7 @@ def test_classes_txt_disagreeing_is_an_error(tmp_path):
 def test_folder_without_train_split(tmp_path):
     pd.DataFrame({"text": ["a"], "label": [0]}).to_csv(tmp_path / "test.csv", index=False)
     with pytest.raises(DataError) as e:
-        data.fetch(local_cfg(tmp_path))
+        sources.fetch(local_cfg(tmp_path))
     assert "no 'train' split (got ['test'])" in str(e.value)
 
 
@@ -353,13 +353,13 @@ def bad_source(d: Path, case: str) -> Path:
 ])
 def test_bad_local_sources(tmp_path, case, expect):
     with pytest.raises(DataError, match=expect):
-        data.fetch(local_cfg(bad_source(tmp_path, case)))
+        sources.fetch(local_cfg(bad_source(tmp_path, case)))
 
 
 def test_is_local():
-    assert data.is_local("./x") and data.is_local("../shared/ag_news") and data.is_local("/abs/path")
-    assert data.is_local(["a.csv"])
-    assert not data.is_local("fancyzhx/ag_news")
+    assert sources.is_local("./x") and sources.is_local("../shared/ag_news") and sources.is_local("/abs/path")
+    assert sources.is_local(["a.csv"])
+    assert not sources.is_local("fancyzhx/ag_news")
 
 
 # ---------------------------------------------------------------- the original AG News CSV, real rows
@@ -378,8 +378,8 @@ def agnews_head(tmp_path) -> tuple[Path, list[list[str]]]:
 
 def test_agnews_csv_real_rows(agnews_head):
     path, rows = agnews_head
-    assert data.is_agnews_csv(path) is True
-    df = data.read_file(path, Data(classes=CLASSES))
+    assert readers.is_agnews_csv(path) is True
+    df = readers.read_file(path, Data(classes=CLASSES))
     assert list(df.columns) == ["text", "label"] and len(df) == 40
     assert df["label"].dtype == np.int64
     assert list(df["label"]) == [int(r[0]) - 1 for r in rows]
@@ -397,7 +397,7 @@ def test_agnews_empty_and_na_titles(agnews_head, tmp_path):
     path.parent.mkdir()
     with open(path, "w", encoding="utf-8", newline="") as f:
         csv.writer(f, quoting=csv.QUOTE_ALL).writerows(edited)
-    df = data.read_file(path, Data(classes=CLASSES))
+    df = readers.read_file(path, Data(classes=CLASSES))
     assert df["text"][0] == rows[0][2].strip()
     assert df["text"][1] == ("NA " + rows[1][2]).strip()  # "NA" is a title, not a missing value
 
@@ -405,7 +405,7 @@ def test_agnews_empty_and_na_titles(agnews_head, tmp_path):
 def test_agnews_folder_with_its_classes_txt(agnews_head, tmp_path):
     path, rows = agnews_head
     (path.parent / "classes.txt").write_bytes((AG_NEWS / "classes.txt").read_bytes())
-    frames, info = data.fetch(Data(source=str(path.parent)))  # default classes: World, Sports, Business, Sci/Tech
+    frames, info = sources.fetch(Data(source=str(path.parent)))  # default classes: World, Sports, Business, Sci/Tech
     assert sorted(frames) == ["train"] and len(frames["train"]) == 40
     assert list(frames["train"]["label"]) == [int(r[0]) - 1 for r in rows]
     assert [f["path"] for f in info["files"]] == [str(path)]
@@ -414,14 +414,14 @@ def test_agnews_folder_with_its_classes_txt(agnews_head, tmp_path):
 # ---------------------------------------------------------------- the hub, offline
 
 
-def test_check_hub_offline_fails_fast(monkeypatch):
+def test_hub_revision_offline_fails_fast(monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import time
     start = time.monotonic()
     with pytest.raises(DataError) as e:
-        data.check_hub("fancyzhx/ag_news", None)
+        sources.hub_revision("fancyzhx/ag_news", None)
     assert time.monotonic() - start < 5
     msg = str(e.value)
     assert msg.startswith("data.source 'fancyzhx/ag_news': the dataset hub cannot be reached")
@@ -522,7 +522,7 @@ def test_sample_stage_short_class_fails_cleanly(tmp_path):
 def test_fetch_drops_duplicates_and_train_rows_seen_in_other_splits(tmp_path):
     pd.DataFrame({"text": ["a", "a", "b", "c", "shared"], "label": [0, 0, 1, 2, 1]}).to_csv(tmp_path / "train.csv", index=False)
     pd.DataFrame({"text": ["shared", "d"], "label": [1, 0]}).to_csv(tmp_path / "test.csv", index=False)
-    frames, info = data.fetch(Data(source=str(tmp_path), classes=CLASSES))
+    frames, info = sources.fetch(Data(source=str(tmp_path), classes=CLASSES))
     assert list(frames["train"]["text"]) == ["a", "b", "c"]
     assert list(frames["test"]["text"]) == ["shared", "d"]
     assert info["duplicates_dropped"] == {"test": 0, "train": 1}
@@ -536,10 +536,10 @@ def test_fetch_drops_duplicates_and_train_rows_seen_in_other_splits(tmp_path):
 def test_empty_file_and_wrong_delimiter(tmp_path, content, expect):
     (tmp_path / "train.csv").write_text(content, encoding="utf-8")
     with pytest.raises(DataError, match=expect):
-        data.fetch(Data(source=str(tmp_path), classes=CLASSES))
+        sources.fetch(Data(source=str(tmp_path), classes=CLASSES))
 
 
 def test_one_class_source_cannot_be_sampled():
     df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": [0] * 30})
     with pytest.raises(DataError, match=rf"class '{CLASSES[1]}' \(label 1\) has no rows"):
-        data.sample_splits(df, Sample(train_per_class=5, test_per_class=2, val_per_class=2), CLASSES, seed=0)
+        splits.sample_splits(df, Sample(train_per_class=5, test_per_class=2, val_per_class=2), CLASSES, seed=0)

@@ -12,7 +12,10 @@ import yaml
 from safetensors import safe_open
 
 from conftest import REPO
-from llmclf import inference, modeling, training
+from llmclf import distributed, inference
+from llmclf.adapter import load_adapter
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
 from llmclf.errors import UserError
 from llmclf.params import Train, parse
 from tiny import CLASSES, synthetic_texts
@@ -78,24 +81,24 @@ def test_train_stage_on_two_processes_writes_once_the_same_adapter(tiny_model, t
 
     # the adapter format of a single-process run: PEFT's tensor names and shapes, reloaded to predict
     p = parse(yaml.safe_load((project / "params.yaml").read_text()))
-    model, _ = modeling.load_classifier(p.model, p.quant, CLASSES)
-    fresh = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    model, _ = load_classifier(p.model, p.quant, CLASSES)
+    fresh = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
     from peft import get_peft_model_state_dict
     expected = {k: tuple(v.shape) for k, v in get_peft_model_state_dict(fresh).items()}
     with safe_open(project / "models" / "adapter" / "adapter_model.safetensors", "pt") as f:
         assert {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()} == expected
-    reloaded, tok, classes = modeling.load_adapter(project / "models" / "adapter")
+    reloaded, tok, classes = load_adapter(project / "models" / "adapter")
     texts, labels = synthetic_texts(4, seed=9)
     accuracy = (inference.predict_logits(reloaded, tok, texts, 8, 64).argmax(1) == labels).mean()
     assert classes == CLASSES and accuracy > 0.5
 
 
 def test_batch_size_is_the_effective_batch_over_the_processes():
-    assert training.per_device_batches(Train(batch_size=32, eval_batch_size=128), 1) == (32, 128)
-    assert training.per_device_batches(Train(batch_size=32, eval_batch_size=128), 2) == (16, 64)
-    assert training.per_device_batches(Train(batch_size=8, eval_batch_size=7), 2) == (4, 4)
+    assert distributed.per_device_batches(Train(batch_size=32, eval_batch_size=128), 1) == (32, 128)
+    assert distributed.per_device_batches(Train(batch_size=32, eval_batch_size=128), 2) == (16, 64)
+    assert distributed.per_device_batches(Train(batch_size=8, eval_batch_size=7), 2) == (4, 4)
     with pytest.raises(UserError, match="batch_size 8 does not split evenly over 3 processes"):
-        training.per_device_batches(Train(batch_size=8), 3)
+        distributed.per_device_batches(Train(batch_size=8), 3)
 
 
 def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(monkeypatch):
@@ -103,15 +106,15 @@ def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(m
     monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
     monkeypatch.setattr(sys, "argv", ["stages/train.py"])
     monkeypatch.delenv("LOCAL_RANK", raising=False)
-    training.relaunch(1)
+    distributed.relaunch(1)
     assert calls == []
-    training.relaunch(2)
+    distributed.relaunch(2)
     assert calls[0][1:3] == ["-m", "accelerate.commands.launch"] and calls[0][-1] == "stages/train.py"
     assert calls[0][calls[0].index("--num_processes") + 1] == "2"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UserError, match=r"train.num_processes 2: only 1 GPU\(s\) on this machine"):
-        training.relaunch(2)
+        distributed.relaunch(2)
     monkeypatch.setenv("LOCAL_RANK", "0")  # a process the launcher started
-    training.relaunch(2)
+    distributed.relaunch(2)
     assert len(calls) == 1

@@ -8,27 +8,29 @@ import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
-from llmclf import inference, modeling, training
+from llmclf import batching, inference, memory, trainer as trainers
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
 from llmclf.params import Lora, Model, Quant, Train
 from tiny import CLASSES, synthetic_texts
 
 
 def test_token_batches_cap_padded_tokens_and_cover_every_row_once():
     lengths = [5, 40, 12, 40, 3, 25, 7, 90, 18, 12]
-    batches = list(inference.token_batches(lengths, batch_size=4, max_tokens=60))
+    batches = list(batching.token_batches(lengths, batch_size=4, max_tokens=60))
     assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
     assert [lengths[i] for i in batches[0]] == [90]  # longest first; alone over the cap, still one row
     for idx in batches:
         assert len(idx) <= 4 and (len(idx) == 1 or len(idx) * max(lengths[i] for i in idx) <= 60)
-    assert [len(b) for b in inference.token_batches(lengths, 4)] == [4, 4, 2]  # no cap: rows only
+    assert [len(b) for b in batching.token_batches(lengths, 4)] == [4, 4, 2]  # no cap: rows only
 
 
 @pytest.fixture(scope="module")
 def lora_model(tiny_model):
     torch.manual_seed(0)
-    model, tok = modeling.load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
     # no dropout: a chunked step must draw the same function as a whole one
-    return modeling.add_lora(model, Lora(target_modules="all-linear", dropout=0.0), quantized=True,
+    return add_lora(model, Lora(target_modules="all-linear", dropout=0.0), quantized=True,
                              gradient_checkpointing=False), tok
 
 
@@ -42,8 +44,8 @@ def test_token_capped_inference_gives_the_same_logits(lora_model):
 
 def trainer_for(model, tok, rows, tmp_path, **kwargs):
     train = Train(label_smoothing=0.1, **kwargs)
-    args = training.training_args(train, str(tmp_path), len(rows), bf16=False, seed=0)
-    trainer = training.make_trainer(model, tok, train, rows, rows, args, class_weights=[0.1, 0.2, 0.3, 0.4])
+    args = trainers.training_args(train, str(tmp_path), len(rows), bf16=False, seed=0)
+    trainer = trainers.make_trainer(model, tok, train, rows, rows, args, class_weights=[0.1, 0.2, 0.3, 0.4])
     trainer.current_gradient_accumulation_steps = 1  # set by train(); these tests call one step
     return trainer
 
@@ -58,7 +60,7 @@ def step(trainer, model, batch):
 def test_a_chunked_step_is_the_same_update_and_validation(lora_model, tmp_path):
     model, tok = lora_model
     texts, labels = synthetic_texts(4, seed=5)
-    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
     batch = DataCollatorWithPadding(tok)(rows)
     whole = trainer_for(model, tok, rows, tmp_path)
     chunked = trainer_for(model, tok, rows, tmp_path, max_batch_tokens=40)
@@ -81,7 +83,7 @@ def test_a_chunked_step_is_the_same_update_and_validation(lora_model, tmp_path):
 def test_offloaded_activations_are_host_copies_and_give_the_same_gradients(lora_model, tmp_path, monkeypatch):
     weight = torch.nn.Parameter(torch.randn(64, 64))
     x = torch.randn(8, 64, requires_grad=True)
-    with training.offload_to_host(devices=("cpu",), min_bytes=0):
+    with memory.offload_to_host(devices=("cpu",), min_bytes=0):
         y = torch.tanh(x @ weight)
     saved = y.grad_fn.next_functions[0][0]  # the matmul: saves its input and the weight
     assert saved._saved_self.data_ptr() != x.data_ptr()  # the activation: a copy, read back for backward
@@ -90,12 +92,12 @@ def test_offloaded_activations_are_host_copies_and_give_the_same_gradients(lora_
 
     model, tok = lora_model
     texts, labels = synthetic_texts(3, seed=6)
-    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
     batch = DataCollatorWithPadding(tok)(rows)
     loss, grads = step(trainer_for(model, tok, rows, tmp_path), model, batch)
     # on CPU nothing is offloaded unless told: offload CPU tensors here, as it would CUDA ones on a GPU
-    monkeypatch.setattr(training, "offload_to_host",
-                        functools.partial(training.offload_to_host, devices=("cpu",), min_bytes=0))
+    monkeypatch.setattr(memory, "offload_to_host",
+                        functools.partial(memory.offload_to_host, devices=("cpu",), min_bytes=0))
     off_loss, off_grads = step(trainer_for(model, tok, rows, tmp_path, offload_activations=True), model, batch)
     assert off_loss == pytest.approx(loss, rel=1e-6)
     for name, grad in grads.items():

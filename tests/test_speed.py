@@ -9,25 +9,28 @@ import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
-from llmclf import inference, modeling, training
+from llmclf import batching, trainer as trainers
+from llmclf.dense import dense_for_inference
+from llmclf.loading import load_classifier
+from llmclf.lora import add_lora
 from llmclf.params import Lora, Model, Quant, Train
 from tiny import CLASSES, synthetic_texts
 
 
 def lora_classifier(tiny_model, dense: bool):
     """The same seeded classifier and LoRA init, on the 4-bit base or on its dequantized copy."""
-    model, tok = modeling.load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
     if dense:
-        model = modeling.dense_for_inference(model)
+        model = dense_for_inference(model)
     torch.manual_seed(1)
     lora = Lora(target_modules="all-linear", dropout=0.0)
-    return modeling.add_lora(model, lora, quantized=not dense, gradient_checkpointing=False, float32_frozen=False), tok
+    return add_lora(model, lora, quantized=not dense, gradient_checkpointing=False, float32_frozen=False), tok
 
 
 def batch_of(tok, n=3, seed=7):
     texts, labels = synthetic_texts(n, seed=seed)
-    rows = training.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
-    return rows, inference.collate(rows, tok.pad_token_id)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    return rows, batching.collate(rows, tok.pad_token_id)
 
 
 def logits_and_grads(model, batch):
@@ -60,11 +63,11 @@ def test_dense_base_is_the_4bit_base_in_plain_layers(tiny_model):
 def test_dense_layers_take_the_compute_dtype_not_the_float32_norms(tiny_model):
     """Dense inference of a model prepared for k-bit training (norms and head upcast to float32) runs in
     the 4-bit layers' compute dtype, as the 4-bit forward does, not in float32."""
-    model, _ = modeling.load_classifier(Model(name=str(tiny_model), max_length=64, dtype="bfloat16"),
+    model, _ = load_classifier(Model(name=str(tiny_model), max_length=64, dtype="bfloat16"),
                                         Quant(mode="nf4"), CLASSES)
-    model = modeling.add_lora(model, Lora(), quantized=True, gradient_checkpointing=False)
+    model = add_lora(model, Lora(), quantized=True, gradient_checkpointing=False)
     assert any(p.dtype == torch.float32 for n, p in model.named_parameters() if "norm" in n)
-    dense = modeling.dense_for_inference(model)
+    dense = dense_for_inference(model)
     assert {p.dtype for p in dense.parameters()} == {torch.bfloat16}
 
 
@@ -84,10 +87,10 @@ def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model
         model, tok = lora_classifier(tiny_model, dense=True)
         rows, _ = batch_of(tok, n=4)
         train = Train(batch_size=8, eval_each_epoch=False, checkpoint_steps=0, lr=1e-2, **kwargs)
-        args = training.training_args(train, str(tmp_path / str(len(kwargs))), len(rows), bf16=False, seed=0)
-        trainer = training.make_trainer(model, tok, train, rows, None, args, class_weights=None)
+        args = trainers.training_args(train, str(tmp_path / str(len(kwargs))), len(rows), bf16=False, seed=0)
+        trainer = trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None)
         inputs = trainer.data_collator(rows)
-        assert trainer.floating_point_ops(inputs) == training.Trainer.floating_point_ops(trainer, inputs) > 0
+        assert trainer.floating_point_ops(inputs) == trainers.Trainer.floating_point_ops(trainer, inputs) > 0
         result = trainer.train()
         assert bool(trainer.optimizer.defaults.get("fused")) == (train.optimizer == "adamw_torch_fused")
         assert trainer.args.logging_nan_inf_filter == train.nan_inf_filter

@@ -1,0 +1,72 @@
+"""The adapter folder: LoRA weights and head, what rebuilds their base (llmclf.json), and a model card."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ModelError
+from .loading import load_classifier
+from .params import Model, Quant
+
+ADAPTER_INFO = "llmclf.json"  # what the adapter needs to rebuild its base: model, quant, labels, pad
+
+
+def save_adapter_info(folder: Path, model: Model, quant: Quant, classes: list[str], tok) -> None:
+    info = {"model": model.model_dump(), "quant": quant.model_dump(), "classes": list(classes),
+            "pad_token": tok.pad_token, "pad_token_id": tok.pad_token_id}
+    (folder / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def read_info(folder: str | Path) -> dict:
+    """What the adapter was trained with (llmclf.json): model params (max_length included), quant, classes, pad."""
+    info_file = Path(folder) / ADAPTER_INFO
+    if not info_file.is_file():
+        raise ModelError(f"{folder}: not a trained adapter folder (missing {ADAPTER_INFO}); run `dvc repro train` first")
+    return json.loads(info_file.read_text(encoding="utf-8"))
+
+
+def load_adapter(folder: str | Path, base: str | None = None):
+    """Rebuild base + trained adapter (head included) from an adapter folder, for inference.
+    `base` overrides the model.name recorded at training (e.g. the same model in another folder)."""
+    from peft import PeftModel
+
+    folder = Path(folder)
+    info = read_info(folder)
+    model_params = Model(**(info["model"] | ({"name": base} if base else {})))
+    model, tok = load_classifier(model_params, Quant(**info["quant"]), info["classes"])
+    if tok.pad_token_id != info["pad_token_id"]:
+        raise ModelError(f"{folder}: trained with pad id {info['pad_token_id']}, "
+                         f"but the base tokenizer pads with {tok.pad_token_id}")
+    try:
+        model = PeftModel.from_pretrained(model, folder)
+    except (RuntimeError, ValueError, KeyError) as e:  # shapes or module names that are not this base's
+        raise ModelError(f"{folder}: the adapter does not fit base model {model_params.name!r} "
+                         f"(trained on {info['model']['name']!r}): {str(e).splitlines()[0][:300]}") from None
+    model.eval()
+    return model, tok, info["classes"]
+
+
+def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
+    """Adapter weights (LoRA + the trained head), tokenizer, what rebuilds the base, and a model card."""
+    import yaml
+
+    for config in model.peft_config.values():  # the base as the user names it, never the cache folder it
+        config.base_model_name_or_path = p.model.name  # resolved to on the machine that trained
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    save_adapter_info(folder, p.model, p.quant, p.data.classes, tok)
+    recipe = {k: getattr(p, k).model_dump() for k in ("model", "quant", "lora", "train")}
+    card = [
+        "---", "library_name: peft", "pipeline_tag: text-classification", "tags: [llmclf, qlora, lora]", "---",
+        f"# {p.model.name}: LoRA sequence classifier", "",
+        f"Labels: {', '.join(f'{i} = {c}' for i, c in enumerate(p.data.classes))}. "
+        f"Pad token: `{tok.pad_token}` (id {tok.pad_token_id}).", "",
+        f"Base model: `{p.model.name}` (`model.name`: an llmclf alias, a hub id or a folder). Load with "
+        "`llmclf.adapter.load_adapter(folder)` (or `llmclf predict --adapter folder`), which rebuilds the base "
+        "as trained (quantization, labels, pad token) on any machine that can resolve that name.", "",
+        "## Validation metrics", "", "| metric | value |", "|---|---|",
+        # scores only, no timings: the same run gives the same bytes
+        *[f"| {k} | {v} |" for k, v in train_metrics.items() if k.startswith(("val_", "train_loss"))], "",
+        "## Recipe (params.yaml)", "", "```yaml", yaml.safe_dump(recipe, sort_keys=False).rstrip(), "```", "",
+    ]
+    (folder / "README.md").write_text("\n".join(card), encoding="utf-8")

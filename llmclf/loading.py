@@ -1,0 +1,88 @@
+"""Load the base model as a sequence classifier or causal LM, quantized as `quant` says, with its tokenizer."""
+from __future__ import annotations
+
+import torch
+from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
+                          BitsAndBytesConfig)
+
+from . import basemodel
+from .errors import ModelError
+from .hardware import compute_dtype, default_device
+from .params import Model, Quant
+
+# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
+# list of our own replaces transformers' default one, which holds the language-model head: name it too.
+HEAD_MODULES = ["score", "classifier", "lm_head"]
+
+
+def quant_config(quant: Quant, dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    if quant.mode == "none":
+        return None
+    if quant.mode == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=HEAD_MODULES)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant.mode,
+                              bnb_4bit_use_double_quant=quant.double_quant,
+                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=HEAD_MODULES)
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    # as the tutorial: pad with eos (no new token, no embedding resize), pad on the right; an encoder
+    # (BERT) has no eos but a pad token of its own
+    if tok.eos_token is not None:
+        tok.pad_token = tok.eos_token
+    if tok.pad_token is None:
+        raise ModelError(f"{path}: the tokenizer has neither an eos nor a pad token")
+    tok.padding_side = "right"
+    return tok
+
+
+def _no_cpu_bf16_repack(model) -> None:
+    """bitsandbytes' CPU AVX512-BF16 weight repacking, done on the first eval forward, silently
+    corrupts later gradients: keep 4-bit layers in their plain packed form."""
+    import bitsandbytes as bnb
+
+    for m in model.modules():
+        if isinstance(m, bnb.nn.Linear4bit):
+            m.support_avx512bf16_for_cpu = False
+
+
+def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, device: torch.device | None = None,
+                     **kwargs):
+    """The base model through `auto_class`, quantized as `quant` says, and its tokenizer. All of it on
+    one `device` (default: the GPU if any): under DDP each process's own GPU (a 4-bit model is not moved)."""
+    device = device or default_device()
+    path = basemodel.resolve(model.name)
+    dtype = compute_dtype(model)
+    tok = load_tokenizer(path, model.trust_remote_code)
+    torch.manual_seed(seed)  # weights not in the checkpoint (a fresh head) start from it
+    try:
+        loaded = auto_class.from_pretrained(
+            path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": device},
+            attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
+            use_safetensors=not model.allow_pickle_weights, **kwargs)
+    except OSError as e:
+        hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
+                "pickle (.bin) files you trust." if "safetensors" in str(e) else
+                "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")
+        raise ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
+    loaded.config.pad_token_id = tok.pad_token_id
+    if quant.mode in ("nf4", "fp4") and device.type == "cpu":
+        _no_cpu_bf16_repack(loaded)
+    return loaded, tok
+
+
+def load_classifier(model: Model, quant: Quant, classes: list[str], seed: int = 0,
+                    device: torch.device | None = None):
+    """The base model with a fresh linear head of len(classes) outputs, and its tokenizer."""
+    clf, tok = _from_pretrained(AutoModelForSequenceClassification, model, quant, seed, device,
+                                num_labels=len(classes),
+                                id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)})
+    clf.config.use_cache = False
+    return clf, tok
+
+
+def load_causal_lm(model: Model, quant: Quant):
+    """The base model with its language-model head (for zero-shot prompting), and its tokenizer."""
+    lm, tok = _from_pretrained(AutoModelForCausalLM, model, quant)
+    return lm.eval(), tok

@@ -1,0 +1,104 @@
+"""File readers: local source files (CSV, the original AG News CSV, Parquet, JSONL) into text/label frames."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .params import Data
+
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+
+
+def local_files(source: str | list[str]) -> list[Path]:
+    paths = [Path(p).expanduser() for p in (source if isinstance(source, list) else [source])]
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in SUFFIXES)
+            if not found:
+                raise DataError(f"{p}: no .csv, .parquet or .jsonl files in this folder")
+            files += found
+        elif p.is_file():
+            if p.suffix.lower() not in SUFFIXES:
+                raise DataError(f"{p}: unsupported file type {p.suffix!r}; use .csv, .parquet or .jsonl")
+            files.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder (data.source)")
+    stems = [f.stem for f in files]
+    if len(set(stems)) != len(stems):
+        raise DataError(f"{paths}: two files map to the same split name: {stems}")
+    return files
+
+
+def is_agnews_csv(path: Path) -> bool:
+    """The original AG News release: no header, every row `class index (1-based), title, description`."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        first = next(csv.reader(f), [])
+    return len(first) == 3 and first[0].strip().isdigit()
+
+
+def read_agnews_csv(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, header=None, encoding="utf-8-sig", names=["label", "title", "description"],
+                     dtype={"title": str, "description": str}, keep_default_na=False)
+    # as the hub's ag_news builder: text = title + " " + description, labels 1..4 -> 0..3
+    text = (df["title"] + " " + df["description"]).str.strip()
+    return pd.DataFrame({"text": text, "label": df["label"].astype("int64") - 1})
+
+
+def read_file(path: Path, data: Data) -> pd.DataFrame:
+    kind = SUFFIXES[path.suffix.lower()]
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)  # "007" stays "007"
+        if is_agnews_csv(path):
+            return read_agnews_csv(path)
+        # texts such as "NA" or "1.50" stay as written
+        return pd.read_csv(path, dtype={c: str for c in data.text_columns}, keep_default_na=False)
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode it as UTF-8") from None
+    except (ValueError, pd.errors.ParserError, OSError) as e:
+        raise DataError(f"{path}: cannot be read as {kind}: {e}") from None
+
+
+def read_classes_txt(folder: Path) -> list[str] | None:
+    f = folder / "classes.txt"
+    return [line.strip() for line in f.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if f.is_file() else None
+
+
+def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
+    """Map a source frame to the pipeline's two columns: `text` (str) and `label` (0..K-1)."""
+    missing = [c for c in [*data.text_columns, data.label_column] if c not in df.columns]
+    if missing:
+        raise DataError(f"{origin}: missing column(s) {missing}; it has {list(df.columns)}. "
+                        "Set data.text_columns / data.label_column to match.")
+    if len(df) == 0:
+        raise DataError(f"{origin}: no rows")
+    cols = list(data.text_columns)
+    parts = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
+    text = parts.apply(lambda r: " ".join(s.strip() for s in r if s.strip()), axis=1)
+    empty = np.flatnonzero(text.str.len().to_numpy() == 0)
+    if len(empty):
+        raise DataError(f"{origin}: {len(empty)} row(s) with empty text (first at row {empty[0]}); "
+                        "drop or fill them in the source")
+    labels = df[data.label_column]
+    k = len(data.classes)
+    if pd.api.types.is_integer_dtype(labels):
+        bad = sorted(set(labels[(labels < 0) | (labels >= k)].tolist()))
+        if bad:
+            raise DataError(f"{origin}: labels {bad[:10]} outside 0..{k - 1} for data.classes {list(data.classes)}")
+        label = labels.astype("int64")
+    else:
+        index = {name: i for i, name in enumerate(data.classes)}
+        names = labels.astype(str).str.strip()
+        bad = sorted(set(names[~names.isin(index)]))
+        if bad:
+            raise DataError(f"{origin}: labels {bad[:10]} are not in data.classes {list(data.classes)}")
+        label = names.map(index).astype("int64")
+    return pd.DataFrame({"text": text.to_numpy(), "label": label.to_numpy()})

@@ -1,0 +1,130 @@
+"""The tutorial's Trainer: class-weighted cross-entropy, dynamic padding, evaluation by balanced accuracy."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from accelerate import PartialState
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+
+from .batching import collate
+from .checkpoints import CheckpointEvery
+from .distributed import per_device_batches
+from .memory import BoundedMemory
+from .params import Train
+
+
+class WeightedLossTrainer(Trainer):
+    """Cross-entropy with per-class weights (and optional label smoothing) on the classifier's logits."""
+
+    # compute_loss returns a per-batch mean, not a sum over num_items_in_batch: let the Trainer
+    # divide by the accumulation steps, or gradient accumulation would scale gradients wrong.
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
+        self.label_smoothing = label_smoothing
+
+    @functools.cached_property
+    def _flops_per_token(self) -> int:
+        return 6 * self.model.num_parameters(exclude_embeddings=True)
+
+    def floating_point_ops(self, inputs) -> int:
+        """The Trainer's own estimate (6 x tokens x parameters without embeddings), with the parameter
+        count taken once rather than by walking every module on every step."""
+        return self._flops_per_token * inputs["input_ids"].numel()
+
+    def _loss_denominator(self, labels: torch.Tensor):
+        """The weighted mean's denominator, sum(w_y) over the rows: cross_entropy's own mean divides by it."""
+        return len(labels) if self.class_weights is None else self.class_weights.to(labels.device)[labels.long()].sum()
+
+    def _forward(self, model, inputs):
+        return model(**inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels").long()
+        denominator = inputs.pop("loss_denominator", None)  # a chunk's: its whole batch's
+        outputs = self._forward(model, inputs)
+        logits = outputs.logits.float()
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
+        loss = loss / (self._loss_denominator(labels) if denominator is None else denominator)
+        return (loss, outputs) if return_outputs else loss
+
+
+class ClassifierTrainer(BoundedMemory, WeightedLossTrainer):
+    """The weighted loss, with the memory levers (token-capped chunks, activation offload)."""
+
+
+def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
+    """Tokenize once, unpadded: the collator pads each batch to its own longest row."""
+    enc = tok(df["text"].tolist(), truncation=True, max_length=max_length)
+    return [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
+            for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], df["label"])]
+
+
+def compute_metrics(pred) -> dict[str, float]:
+    logits, labels = pred
+    y = np.argmax(logits, axis=1)
+    return {"balanced_accuracy": balanced_accuracy_score(labels, y), "accuracy": accuracy_score(labels, y)}
+
+
+def resolve_class_weights(train: Train, auto_weights: list[float], n_classes: int) -> list[float] | None:
+    if train.class_weights == "none":
+        return None
+    if train.class_weights == "auto":
+        return auto_weights
+    if len(train.class_weights) != n_classes:
+        raise ValueError(f"train.class_weights has {len(train.class_weights)} values for {n_classes} classes")
+    return list(train.class_weights)
+
+
+def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: int) -> TrainingArguments:
+    """Also sets up the processes when launched for DDP: the args' device is this process's GPU."""
+    strategy = "epoch" if train.eval_each_epoch else "no"
+    steps = math.ceil(n_train / train.batch_size) * math.ceil(train.epochs)
+    use_cpu = not torch.cuda.is_available()  # say so: processes launched without GPUs then train together over gloo
+    batch, eval_batch = per_device_batches(train, PartialState(cpu=use_cpu).num_processes)
+    kwargs = dict(
+        output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=batch,
+        per_device_eval_batch_size=eval_batch, num_train_epochs=train.epochs,
+        weight_decay=train.weight_decay, lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,
+        eval_strategy=strategy, save_strategy=strategy, load_best_model_at_end=train.eval_each_epoch,
+        metric_for_best_model="balanced_accuracy", greater_is_better=True, save_total_limit=2,
+        save_only_model=False,  # optimizer and scheduler state too: checkpoints resume
+        bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False, use_cpu=use_cpu,
+        optim=train.optimizer, logging_nan_inf_filter=train.nan_inf_filter,
+        ddp_find_unused_parameters=False,  # LoRA and the head all take part in every step: no search each step
+    )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if train.group_by_length:  # the option's name changed within transformers 5
+        if "train_sampling_strategy" in fields:
+            kwargs["train_sampling_strategy"] = "group_by_length"
+        else:
+            kwargs["group_by_length"] = True
+    args = TrainingArguments(**kwargs)
+    # One process trains on one GPU. Left alone, the Trainer would use every visible GPU (DataParallel,
+    # or for a 4-bit model one GPU with the batch multiplied by their count); more GPUs: train.num_processes.
+    args._n_gpu = min(args.n_gpu, 1)
+    return args
+
+
+def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
+                 class_weights: list[float] | None, callbacks=()) -> ClassifierTrainer:
+    callbacks = [*callbacks, CheckpointEvery(train.checkpoint_steps)]
+    if train.early_stopping_patience and train.eval_each_epoch:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
+    return ClassifierTrainer(
+        model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
+        processing_class=tok, data_collator=functools.partial(collate, pad_id=tok.pad_token_id),
+        compute_metrics=compute_metrics,
+        class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
+        offload_activations=train.offload_activations, callbacks=callbacks)
