@@ -14,8 +14,8 @@ from llmclf import distributed, errors, params, plots, trainer as trainers
 from llmclf.adapter import save_adapter
 from llmclf.atomic import atomic_path, write_json
 from llmclf.checkpoints import resume_or_reset
-from llmclf.dense import dense_for_inference
 from llmclf.curves import curves_callback, end_curves
+from llmclf.dense import dense_for_inference
 from llmclf.hardware import compute_dtype, peak_gpu_memory
 from llmclf.hashing import sha256
 from llmclf.loading import load_classifier
