@@ -164,7 +164,8 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
         out[f"baseline_{split}"] = base["untrained_head"][split]
         out[split] = ev[split]
     out |= {k: logs["train"][k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
-    out |= {k: train[k] for k in ("train_steps", "processes", "val_accuracy", "val_balanced_accuracy") if k in train}
+    out |= {k: train[k] for k in ("train_steps", "processes", "effective_batch", "effective_lr", "val_accuracy",
+                                  "val_balanced_accuracy") if k in train}
     rows = {s: len(splits.read_split(SPLITS, s)) for s in scored}  # overall rate: total rows / total seconds
     overall = lambda speed: round(sum(rows.values()) / sum(rows[s] / speed[s] for s in scored), 1)  # noqa: E731
     out["inference_examples_per_s"] = overall(logs["evaluate"]["examples_per_s"])

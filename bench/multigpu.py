@@ -1,13 +1,16 @@
 """Multi-GPU scaling, in one invocation on one machine: the train stage on one process (one GPU), then on
-N processes (N GPUs, DDP through `accelerate launch`), each evaluated; same splits, params and effective
-batch (train.batch_size, split over the processes), as `dvc exp run -S train.num_processes=N` would.
+N processes (N GPUs, DDP through `accelerate launch`), each evaluated; same splits and params, as
+`dvc exp run -S train.num_processes=N` would. --batch-scaling fixed (the default): the same effective batch
+(train.batch_size, split over the processes); weak: train.batch_size rows on each process, the effective
+batch and the learning rate grown with the process count (docs/scale-out.md).
 
     python bench/multigpu.py --out bench/results/multigpu.json                 # 1 vs 2 GPUs, presets/gpu.yaml
+    python bench/multigpu.py --batch-scaling weak --out bench/results/multigpu-weak.json
     python bench/multigpu.py --processes 1 4 --set train.batch_size=64 train.lr=4e-4 --out ...
 
 Speed is training examples/s (trainer.train()'s wall time, as bench/benchmark.py); each run is compared
 with the first: scaling of that speed, accuracy change in points, and whether the optimizer took the
-same number of steps (the same effective batch).
+same number of steps (fixed: the same effective batch; weak: fewer, larger steps).
 """
 from __future__ import annotations
 
@@ -56,9 +59,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--processes", nargs="+", type=int, default=[1, 2], help="process counts, first the reference")
     ap.add_argument("--preset", nargs="*", default=["gpu"])
+    ap.add_argument("--batch-scaling", choices=["fixed", "weak"], default="fixed", help="train.batch_scaling")
     ap.add_argument("--set", nargs="*", default=[], dest="overrides", help="key=value params overrides")
     ap.add_argument("--out", type=Path, required=True, help="JSON file to write")
     args = ap.parse_args()
+    args.overrides.append(f"train.batch_scaling={args.batch_scaling}")
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     if min(args.processes) < 1 or gpus and max(args.processes) > len(gpus):  # no GPU: CPU processes (a dry run)
         sys.exit(f"error: --processes {args.processes}: {len(gpus)} GPU(s) visible")

@@ -52,6 +52,8 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
 
     for config in model.peft_config.values():  # the base as the user names it, never the cache folder it
         config.base_model_name_or_path = p.model.name  # resolved to on the machine that trained
+        if isinstance(config.target_modules, set):  # all-linear, expanded: a set's order differs between
+            config.target_modules = sorted(config.target_modules)  # processes, the saved file must not
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     save_adapter_info(folder, p.model, p.quant, p.data.classes, tok)

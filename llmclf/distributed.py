@@ -28,12 +28,22 @@ def relaunch(num_processes: int) -> None:
 
 
 def per_device_batches(train: Train, world_size: int) -> tuple[int, int]:
-    """train.batch_size is the effective batch whatever the number of processes: each takes its share.
-    (Evaluation batches only change speed: rounded up.)"""
+    """batch_scaling fixed: train.batch_size is the effective batch whatever the number of processes: each
+    takes its share (evaluation batches only change speed: rounded up). weak: each process takes batch_size."""
+    if train.batch_scaling == "weak":
+        return train.batch_size, train.eval_batch_size
     if train.batch_size % world_size:
         raise UserError(f"train.batch_size {train.batch_size} does not split evenly over {world_size} processes; "
                         f"use a multiple of {world_size}")
     return train.batch_size // world_size, math.ceil(train.eval_batch_size / world_size)
+
+
+def learning_rate(train: Train, world_size: int) -> float:
+    """weak: train.lr times the square root of the process count, the growth of the effective batch. The
+    square root, not linear scaling: that rule is SGD's; for Adam-type optimizers (the Trainer's AdamW) the
+    square root keeps the update's noise as with one process, and a linear 2x on an lr tuned near its top
+    for one process risks divergence."""
+    return train.lr * math.sqrt(world_size) if train.batch_scaling == "weak" else train.lr
 
 
 def on_main_process(fn, *args):

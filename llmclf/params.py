@@ -76,7 +76,9 @@ class Lora(_Group):
 
 class Train(_Group):
     lr: PosFloat = 1e-4
-    batch_size: PosInt = 8  # the effective batch: split over the processes when there are several
+    batch_size: PosInt = 8  # fixed: the effective batch, split over the processes; weak: each process's batch
+    # with several processes: fixed keeps the effective batch and lr; weak grows both with the process count
+    batch_scaling: Literal["fixed", "weak"] = "fixed"
     eval_batch_size: PosInt = 8
     epochs: PosFloat = 1.0
     weight_decay: Annotated[float, Field(ge=0)] = 0.01

@@ -15,7 +15,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from .batching import collate
 from .checkpoints import CheckpointEvery
-from .distributed import per_device_batches
+from .distributed import learning_rate, per_device_batches
 from .memory import BoundedMemory
 from .params import Train
 
@@ -89,11 +89,12 @@ def resolve_class_weights(train: Train, auto_weights: list[float], n_classes: in
 def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: int) -> TrainingArguments:
     """Also sets up the processes when launched for DDP: the args' device is this process's GPU."""
     strategy = "epoch" if train.eval_each_epoch else "no"
-    steps = math.ceil(n_train / train.batch_size) * math.ceil(train.epochs)
     use_cpu = not torch.cuda.is_available()  # say so: processes launched without GPUs then train together over gloo
-    batch, eval_batch = per_device_batches(train, PartialState(cpu=use_cpu).num_processes)
+    processes = PartialState(cpu=use_cpu).num_processes
+    batch, eval_batch = per_device_batches(train, processes)
+    steps = math.ceil(n_train / (batch * processes)) * math.ceil(train.epochs)
     kwargs = dict(
-        output_dir=out_dir, learning_rate=train.lr, per_device_train_batch_size=batch,
+        output_dir=out_dir, learning_rate=learning_rate(train, processes), per_device_train_batch_size=batch,
         per_device_eval_batch_size=eval_batch, num_train_epochs=train.epochs,
         weight_decay=train.weight_decay, lr_scheduler_type=train.lr_scheduler,
         warmup_steps=math.ceil(train.warmup_ratio * steps), logging_steps=train.logging_steps,

@@ -2,10 +2,13 @@
 (the untrained model with a fresh classification head), TF-IDF + logistic regression trained on the
 same rows, and the causal LM prompted zero-shot."""
 import _env  # noqa: F401  (first: the project's Python environment)
-from llmclf import baselines, errors, hardware, inference, metrics, params, splits
-from llmclf.loading import load_causal_lm, load_classifier
-from llmclf.outputs import write_baselines
-from llmclf.runlog import write_log
+from llmclf import gpus
+
+gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
+from llmclf import baselines, errors, hardware, inference, metrics, params, splits  # noqa: E402
+from llmclf.loading import load_causal_lm, load_classifier  # noqa: E402
+from llmclf.outputs import write_baselines  # noqa: E402
+from llmclf.runlog import write_log  # noqa: E402
 
 SPLITS_DIR = "data/splits"
 

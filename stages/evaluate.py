@@ -3,12 +3,15 @@ calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`)
 import _env  # noqa: F401  (first: the project's Python environment)
 from pathlib import Path
 
-import pandas as pd
+from llmclf import gpus
 
-from llmclf import calibration, errors, hardware, inference, metrics, params, splits
-from llmclf.adapter import load_adapter
-from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability
-from llmclf.runlog import write_log
+gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
+import pandas as pd  # noqa: E402
+
+from llmclf import calibration, errors, hardware, inference, metrics, params, splits  # noqa: E402
+from llmclf.adapter import load_adapter  # noqa: E402
+from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability  # noqa: E402
+from llmclf.runlog import write_log  # noqa: E402
 
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
 CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings

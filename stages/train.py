@@ -8,25 +8,28 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
-
-from llmclf import distributed, errors, params, plots, trainer as trainers
-from llmclf.adapter import save_adapter
-from llmclf.atomic import atomic_path, write_json
-from llmclf.checkpoints import resume_or_reset
-from llmclf.curves import curves_callback, end_curves
-from llmclf.dense import dense_for_inference
-from llmclf.hardware import compute_dtype, peak_gpu_memory
-from llmclf.hashing import sha256
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
-from llmclf.runlog import write_log
-from llmclf.splits import read_split
-
-CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
+from llmclf import errors, gpus, params
 
 errors.install()
 p = params.load()
+gpus.claim(p.train.num_processes)  # first, before anything starts CUDA: this run's own GPUs beside other runs
+import torch  # noqa: E402
+
+from llmclf import distributed, plots, trainer as trainers  # noqa: E402
+from llmclf.adapter import save_adapter  # noqa: E402
+from llmclf.atomic import atomic_path, write_json  # noqa: E402
+from llmclf.checkpoints import resume_or_reset  # noqa: E402
+from llmclf.curves import curves_callback, end_curves  # noqa: E402
+from llmclf.dense import dense_for_inference  # noqa: E402
+from llmclf.hardware import compute_dtype, peak_gpu_memory  # noqa: E402
+from llmclf.hashing import sha256  # noqa: E402
+from llmclf.loading import load_classifier  # noqa: E402
+from llmclf.lora import add_lora  # noqa: E402
+from llmclf.runlog import write_log  # noqa: E402
+from llmclf.splits import read_split  # noqa: E402
+
+CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
+
 distributed.relaunch(p.train.num_processes)
 train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")
 with open("data/splits/summary.json", encoding="utf-8") as f:
@@ -67,8 +70,10 @@ curves = list(trainer.state.log_history)  # training's own logs, before the best
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
     "train_loss": round(result.training_loss, 4),
-    "train_steps": result.global_step,  # optimizer steps: the same for any process count (one effective batch each)
+    "train_steps": result.global_step,  # optimizer steps, one effective batch each
     "processes": args.world_size,
+    "effective_batch": args.per_device_train_batch_size * args.world_size,  # train.batch_scaling decides
+    "effective_lr": args.learning_rate,
 }
 timing = {
     "train_seconds": round(seconds, 1),

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ import yaml
 from safetensors import safe_open
 
 from conftest import REPO
-from llmclf import distributed, inference
+from llmclf import distributed, inference, trainer as trainers
 from llmclf.adapter import load_adapter
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
@@ -71,6 +72,7 @@ def test_train_stage_on_two_processes_writes_once_the_same_adapter(tiny_model, t
     summary = json.loads((project / "metrics" / "train.json").read_text())
     assert summary["processes"] == 2
     assert summary["train_steps"] == 2 * 64 // 8  # each step one effective batch of 8: 4 rows on each process
+    assert summary["effective_batch"] == 8 and summary["effective_lr"] == 3e-3  # fixed: as on one process
     writes = {f.name.split("-")[0]: f.read_text().split() for f in log.iterdir()}
     assert set(writes) == {"launcher", "0", "1"}, writes
     assert any(w.startswith("models/") for w in writes["0"]) and "metrics/train.json" in writes["0"]
@@ -101,6 +103,19 @@ def test_batch_size_is_the_effective_batch_over_the_processes():
         distributed.per_device_batches(Train(batch_size=8), 3)
 
 
+
+def test_weak_scaling_keeps_each_process_batch_and_grows_the_effective_batch_and_lr(monkeypatch, tmp_path):
+    weak = Train(batch_size=8, eval_batch_size=7, lr=1e-4, batch_scaling="weak", warmup_ratio=0.5)
+    assert distributed.per_device_batches(weak, 3) == (8, 7)  # no need to divide
+    assert distributed.learning_rate(weak, 1) == 1e-4
+    assert distributed.learning_rate(weak, 4) == pytest.approx(2e-4)  # sqrt(4) x
+    assert distributed.learning_rate(Train(lr=1e-4), 4) == 1e-4  # fixed: the one-process lr
+    # the Trainer's arguments in one of 2 processes: its batch, the scaled lr, warmup over the fewer steps
+    monkeypatch.setattr(trainers, "PartialState", lambda cpu: SimpleNamespace(num_processes=2))
+    args = trainers.training_args(weak, str(tmp_path), n_train=64, bf16=False, seed=0)
+    assert args.per_device_train_batch_size == 8 and args.learning_rate == pytest.approx(1e-4 * 2 ** 0.5)
+    assert args.warmup_steps == 2  # half of 64 rows / (8 x 2) per step
+
 def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(monkeypatch):
     calls = []
     monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
@@ -113,7 +128,7 @@ def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(m
     assert calls[0][calls[0].index("--num_processes") + 1] == "2"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(UserError, match=r"train.num_processes 2: only 1 GPU\(s\) on this machine"):
+    with pytest.raises(UserError, match=r"train.num_processes 2: only 1 GPU\(s\) visible"):
         distributed.relaunch(2)
     monkeypatch.setenv("LOCAL_RANK", "0")  # a process the launcher started
     distributed.relaunch(2)

@@ -1,0 +1,78 @@
+"""GPUs for parallel experiments: DVC's queue (`dvc queue start -j 2`) does not assign GPUs, so each stage
+that uses one claims free GPUs itself, through lock files every run on the machine shares, and makes them the
+only ones CUDA sees. Called by the stage scripts before anything starts CUDA, which reads
+CUDA_VISIBLE_DEVICES once."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LOCKS = "/tmp/llmclf-gpus"  # machine-wide, so every user's runs take the same locks; LLMCLF_GPU_LOCKS overrides
+POLL_SECONDS = 5.0
+
+
+def gpu_count() -> int:
+    """The machine's GPUs, from `nvidia-smi -L`. Not torch: where NVML fails its count starts CUDA, and the
+    GPUs visible to this process would be fixed before they were chosen."""
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+def claim(processes: int = 1) -> list[int]:
+    """Lock `processes` GPUs no other run holds (waiting while there are not enough free) for this process's
+    life, its exec'd successor's and its children's (DDP workers), and set CUDA_VISIBLE_DEVICES to them.
+    Nothing to choose where CUDA_VISIBLE_DEVICES is set (the user's choice), under a launcher (LOCAL_RANK:
+    the launching process claimed), with fewer than two GPUs (runs share the one), or with fewer GPUs than
+    processes (`train.num_processes` reports that)."""
+    if "CUDA_VISIBLE_DEVICES" in os.environ or "LOCAL_RANK" in os.environ:
+        return []
+    total = gpu_count()
+    if total < 2 or processes > total:
+        return []
+    folder = Path(os.environ.get("LLMCLF_GPU_LOCKS", LOCKS))
+    try:
+        folder.mkdir(parents=True)
+        folder.chmod(0o1777)  # other users' runs create their lock files here too
+    except FileExistsError:
+        pass
+    waited = False
+    while not (gpus := _lock_free(folder, total, processes)):
+        if not waited:
+            print(f"gpus: all {total} GPUs are held by other runs (locks in {folder}); waiting for {processes}",
+                  file=sys.stderr, flush=True)
+            waited = True
+        time.sleep(POLL_SECONDS)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
+    print(f"gpus: GPU {os.environ['CUDA_VISIBLE_DEVICES']} of {total}", file=sys.stderr, flush=True)
+    return gpus
+
+
+def _lock_free(folder: Path, total: int, n: int) -> list[int]:
+    """n GPUs locked, or none: locks taken short of n are given back, so two waiting runs never each hold
+    part of what the other needs."""
+    held: dict[int, int] = {}
+    for gpu in range(total):
+        fd = os.open(folder / f"gpu{gpu}.lock", os.O_RDONLY | os.O_CREAT, 0o666)  # flock needs no write access
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        held[gpu] = fd
+        if len(held) == n:
+            for fd in held.values():  # never closed: the kernel lets go when the process and its children end
+                os.set_inheritable(fd, True)  # kept across train's relaunch under `accelerate launch`
+            return list(held)
+    for fd in held.values():
+        os.close(fd)
+    return []
