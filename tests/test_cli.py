@@ -82,7 +82,7 @@ def test_predict_clear_errors(adapter, tmp_path):
     with pytest.raises(UserError, match="no such file"):
         cli.main(["predict", str(tmp_path / "missing.csv"), "--adapter", str(adapter)])
     (tmp_path / "ok.txt").write_text("hello\n")
-    with pytest.raises(UserError, match="no trained adapter"):
+    with pytest.raises(UserError, match="not a trained adapter folder"):
         cli.main(["predict", str(tmp_path / "ok.txt"), "--adapter", str(tmp_path)])
     other = build_tiny_llama(tmp_path / "other", hidden_size=32)
     with pytest.raises(UserError, match="does not fit base model"):
@@ -94,7 +94,7 @@ def test_stage_failure_is_one_line_and_exit_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "llmclf.cli", "predict", str(tmp_path / "in.txt"),
                            "--adapter", str(tmp_path / "nowhere")], capture_output=True, text=True)
     last = done.stderr.strip().splitlines()[-1]  # bitsandbytes may log a line of its own first
-    assert done.returncode == 2 and last.startswith("error: ") and "no trained adapter" in last
+    assert done.returncode == 2 and last.startswith("error: ") and "not a trained adapter folder" in last
     assert "Traceback" not in done.stderr
 
 

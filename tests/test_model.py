@@ -129,7 +129,7 @@ def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path
     model, _ = load(tiny_model, "none")
     with pytest.raises(ModelError, match=r"\['query'\] are not modules"):
         add_lora(model, Lora(target_modules=["q_proj", "query"]), False, False)
-    with pytest.raises(ModelError, match="no trained adapter"):
+    with pytest.raises(ModelError, match="not a trained adapter folder"):
         load_adapter(tmp_path)
 
 

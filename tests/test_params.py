@@ -217,6 +217,7 @@ def test_apply_accurate_then_overrides(project):
     # recorded before the inference group held evaluate's batch_size, max_batch_tokens and dense_inference
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
+    run["train"]["batch_scaling"] = "fixed"  # added since, at the value that trains as the run did
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")

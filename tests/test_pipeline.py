@@ -314,7 +314,7 @@ def test_training_killed_midway_resumes_on_the_next_repro(repo):
 
     out = run(["dvc", "repro", "train"], repo)
     assert "resuming from the last checkpoint" in out and stages_run(out) == ["train"]
-    assert json.loads((repo / "metrics" / "train.json").read_text())["resumed"] is True
+    assert json.loads((repo / "logs" / "train.json").read_text())["resumed"] is True  # timings of the run
     assert not checkpoints.exists()  # removed after the successful run
     assert "resuming" not in run(["dvc", "repro", "-f", "train"], repo)  # a finished run starts afresh
 
