@@ -3,13 +3,14 @@ With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a s
 (DDP); the main process alone logs and writes the outputs."""
 import _env  # noqa: F401  (first: the project's Python environment)
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from llmclf import distributed, errors, params, plots, trainer as trainers
+from llmclf import distributed, errors, params, plots, stagelock, trainer as trainers
 from llmclf.adapter import save_adapter
 from llmclf.atomic import atomic_path, write_json
 from llmclf.checkpoints import resume_or_reset
@@ -22,8 +23,12 @@ from llmclf.runlog import write_log
 from llmclf.splits import read_split
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
+LIVE = ".checkpoints/train-live"  # DVCLive's curves while training; metrics/train once it has succeeded
 
-errors.install()
+errors.install("the train stage; `dvc repro` resumes from its last checkpoint, its earlier outputs are unchanged")
+stagelock.die_with_parent()  # a killed dvc takes its training run along: no orphan racing the next run
+if "LOCAL_RANK" not in os.environ:  # not a worker: the launcher holds it for them
+    stagelock.hold_lock(".checkpoints/train.lock", "training")
 p = params.load()
 distributed.relaunch(p.train.num_processes)
 train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")
@@ -40,10 +45,10 @@ if main:
 
 train_rows = trainers.encode(tok, train_df, p.model.max_length)
 val_rows = trainers.encode(tok, val_df, p.model.max_length)
-live = curves_callback("metrics/train") if main else None
+live = curves_callback(LIVE) if main else None
 trainer = trainers.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
-    class_weights=trainers.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
+    class_weights=trainers.resolve_class_weights(p.train, auto_weights),
     callbacks=[live] if live else [])
 
 # a run killed midway left checkpoints: the same params, data and process count resume from the last one
@@ -78,11 +83,14 @@ if main:
         end_curves(live)
     with atomic_path("models/adapter", is_dir=True) as out:
         save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for reports
-        plots.training_curves(curves, png)
+    with atomic_path("metrics/train", is_dir=True) as out:
+        if live:
+            shutil.copytree(LIVE, out, dirs_exist_ok=True)
+        plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
     write_json(summary, "metrics/train.json")
     write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(LIVE, ignore_errors=True)
     print("train:", summary)
 trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,
 trainer.accelerator.end_training()       # and take the process group down cleanly
