@@ -4,44 +4,65 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from . import basemodel
 from .errors import ModelError
+from .hashing import sha256, weights_sha256
 from .loading import load_classifier
 from .params import Model, Quant
 
 ADAPTER_INFO = "llmclf.json"  # what the adapter needs to rebuild its base: model, quant, labels, pad
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file: LoRA and the trained head
 
 
 def save_adapter_info(folder: Path, model: Model, quant: Quant, classes: list[str], tok) -> None:
+    """What rebuilds the base, and the sha256 of the adapter's weights and of the base's, which
+    load_adapter checks: a corrupted adapter or another base is an error, not other predictions."""
     info = {"model": model.model_dump(), "quant": quant.model_dump(), "classes": list(classes),
-            "pad_token": tok.pad_token, "pad_token_id": tok.pad_token_id}
+            "pad_token": tok.pad_token, "pad_token_id": tok.pad_token_id,
+            "adapter_sha256": sha256(folder / ADAPTER_WEIGHTS),
+            "base_sha256": weights_sha256(basemodel.resolve(model.name))}
     (folder / ADAPTER_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
 def read_info(folder: str | Path) -> dict:
-    """What the adapter was trained with (llmclf.json): model params (max_length included), quant, classes, pad."""
+    """What the adapter was trained with (llmclf.json): model params (max_length included), quant, classes,
+    pad, and the sha256 of its weights and of its base's."""
     info_file = Path(folder) / ADAPTER_INFO
     if not info_file.is_file():
         raise ModelError(f"{folder}: not a trained adapter folder (missing {ADAPTER_INFO}); run `dvc repro train` first")
-    return json.loads(info_file.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        for key in ("adapter_sha256", "base_sha256"):
+            if not isinstance(info[key], str):
+                raise ValueError(f"{key} {info[key]!r} is not a checksum")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ModelError(f"{info_file}: not the record training writes ({type(e).__name__}: {e}); "
+                         "restore the adapter (`dvc checkout models/adapter`) or retrain it") from None
+    return info
 
 
 def load_adapter(folder: str | Path, base: str | None = None):
     """Rebuild base + trained adapter (head included) from an adapter folder, for inference.
-    `base` overrides the model.name recorded at training (e.g. the same model in another folder)."""
+    `base` overrides the model.name recorded at training (e.g. the same model in another folder).
+    The adapter's weights and the base's must be those it was trained with (sha256 in llmclf.json)."""
     from peft import PeftModel
 
     folder = Path(folder)
     info = read_info(folder)
+    weights = folder / ADAPTER_WEIGHTS
+    if not weights.is_file() or sha256(weights) != info["adapter_sha256"]:
+        raise ModelError(f"{weights}: {'missing' if not weights.is_file() else 'changed since training'} "
+                         f"(sha256 recorded in {ADAPTER_INFO}); restore the adapter "
+                         "(`dvc checkout models/adapter`) or retrain it")
     model_params = Model(**(info["model"] | ({"name": base} if base else {})))
+    if weights_sha256(basemodel.resolve(model_params.name)) != info["base_sha256"]:
+        raise ModelError(f"{folder}: trained on other base weights than those of {model_params.name!r} "
+                         f"(trained on {info['model']['name']!r}); give that base with --base, or retrain")
     model, tok = load_classifier(model_params, Quant(**info["quant"]), info["classes"])
     if tok.pad_token_id != info["pad_token_id"]:
         raise ModelError(f"{folder}: trained with pad id {info['pad_token_id']}, "
                          f"but the base tokenizer pads with {tok.pad_token_id}")
-    try:
-        model = PeftModel.from_pretrained(model, folder)
-    except (RuntimeError, ValueError, KeyError) as e:  # shapes or module names that are not this base's
-        raise ModelError(f"{folder}: the adapter does not fit base model {model_params.name!r} "
-                         f"(trained on {info['model']['name']!r}): {str(e).splitlines()[0][:300]}") from None
+    model = PeftModel.from_pretrained(model, folder)
     model.eval()
     return model, tok, info["classes"]
 

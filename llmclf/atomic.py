@@ -11,11 +11,18 @@ from typing import Iterator
 
 import pandas as pd
 
+from .errors import UserError
+
 
 @contextmanager
 def atomic_path(target: str | Path, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed."""
+    """Yield a temporary path next to `target`; on success it replaces `target`, on error it is removed.
+    An existing `target` of the other kind (a folder for a file, or anything but a regular file or folder)
+    is refused: replacing it would delete what the caller did not create."""
     target = Path(target)
+    if target.exists() and not (target.is_dir() if is_dir else target.is_file()):
+        kind = "a folder" if target.is_dir() else "a file" if target.is_file() else "not a regular file"
+        raise UserError(f"{target}: is {kind}; give the path of a {'folder' if is_dir else 'file'} to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     work = tmp / target.name

@@ -12,7 +12,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from transformers import DynamicCache
 
-from .errors import UserError
 from .batching import length_sorted_batches, pad_right
 from .inference import Predict, ready
 from .params import Baseline, Inference
@@ -96,10 +95,7 @@ def zero_shot(lm, tok, classes: list[str], b: Baseline, settings: Inference, max
     """The causal LM as a zero-shot classifier, run as `settings` say: texts -> per-class scores, each the
     answer's log-likelihood after the prompt, summed over its tokens or their mean (b.zero_shot_score);
     the highest is predicted."""
-    labels = b.zero_shot_labels or classes
-    if len(labels) != len(classes):
-        raise UserError(f"baseline.zero_shot_labels has {len(labels)} labels for {len(classes)} classes "
-                        f"{list(classes)}; give one word or phrase per class, in the same order")
+    labels = b.zero_shot_labels or classes  # params.load checked: one per class
     lm = ready(lm, settings)
 
     def predict(texts: list[str], desc: str) -> np.ndarray:

@@ -166,4 +166,27 @@ def resolve(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")):
         raise ModelError(f"model.name {name!r}: no such folder")
+    check_hub_model(name)
     return name
+
+
+def check_hub_model(name: str) -> None:
+    """A hub id must be in the hub's local cache or on the hub; otherwise one error that suggests an alias
+    (instead of transformers' chained connection errors)."""
+    import difflib
+
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return
+        HfApi().model_info(name, timeout=10)
+        return
+    except (RepositoryNotFoundError, HFValidationError):
+        problem = "is neither an offline alias, a local folder or .gguf file, nor a model on the hub"
+    except Exception as e:  # offline mode, DNS, refused or timed-out connection
+        problem = f"is not in the local hub cache and the hub cannot be reached ({type(e).__name__})"
+    close = difflib.get_close_matches(name.lower(), OFFLINE_MODELS, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ModelError(f"model.name {name!r} {problem}; {hint}offline aliases: {', '.join(OFFLINE_MODELS)}")

@@ -66,24 +66,44 @@ def save_temperature(adapter: str | Path, fit: dict, path: str | Path, inference
 
 
 def recorded_inference(adapter: str | Path, path: str | Path) -> dict | None:
-    """The inference settings recorded in `path` for `adapter`; None where there are none for it."""
+    """The inference settings recorded in `path` for `adapter`; None where there are none for it (no file,
+    another adapter's, or not the evaluate stage's: load_temperature names that, unless it is not asked)."""
     path = Path(path)
     if not path.is_file():
         return None
-    info = json.loads(path.read_text(encoding="utf-8"))
-    return info.get("inference") if info.get("adapter_sha256") == _adapter_id(adapter) else None
+    try:
+        info = _record(path)
+    except UserError:
+        return None
+    return info.get("inference") if info["adapter_sha256"] == _adapter_id(adapter) else None
+
+
+def _record(path: Path) -> dict:
+    """The evaluate stage's record in `path`: a positive finite temperature, for an adapter's sha256."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        temperature = info["temperature"]
+        if not isinstance(info["adapter_sha256"], str):
+            raise ValueError(f"adapter_sha256 {info['adapter_sha256']!r} is not a checksum")
+        if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+            raise ValueError(f"temperature {temperature!r} is not a positive number")
+    except (ValueError, KeyError, TypeError) as e:  # not JSON, not an object, a key missing, a bad value
+        raise UserError(f"{path}: not a calibration file the evaluate stage wrote ({type(e).__name__}: {e}); "
+                        "rerun `dvc repro evaluate`, or pass --no-calibration") from None
+    return info
 
 
 def load_temperature(adapter: str | Path, path: str | Path, required: bool) -> tuple[float, str]:
     """T for `adapter` from `path`, and a note saying where it came from. Where the file is missing or
-    belongs to another adapter: an error if `required`, else T = 1 (the model's own probabilities)."""
+    belongs to another adapter: an error if `required`, else T = 1 (the model's own probabilities).
+    A file that is not the evaluate stage's record is an error."""
     path = Path(path)
     if not path.is_file():
         if required:
             raise UserError(f"{path}: no such calibration file (the evaluate stage writes one)")
         return 1.0, f"not temperature-scaled (no {path})"
-    info = json.loads(path.read_text(encoding="utf-8"))
-    if info.get("adapter_sha256") != _adapter_id(adapter):
+    info = _record(path)
+    if info["adapter_sha256"] != _adapter_id(adapter):
         if required:
             raise UserError(f"{path}: fitted for another adapter than {adapter}; rerun `dvc repro evaluate`")
         return 1.0, f"not temperature-scaled ({path} was fitted for another adapter)"

@@ -29,14 +29,17 @@ PREDICT_DEFAULTS = {"batch_size": 64, "max_batch_tokens": 16384, "dense": True}
 
 
 def read_texts(source: str, text_column: str) -> pd.DataFrame:
-    """Rows with `id` and `text` from a CSV, JSONL or plain-lines file, or stdin ('-')."""
+    """Rows with `id` and `text` from a CSV, JSONL or plain-lines file, or stdin ('-'); rows without
+    text are skipped."""
     if source == "-":
         lines = sys.stdin.read().splitlines()
         df = pd.DataFrame({"text": lines})
     else:
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"{path}: no such file")
+        if path.is_dir():
+            raise UserError(f"{path}: is a folder; give a CSV, JSONL or plain-lines file, or '-' for stdin")
         try:
             if path.suffix.lower() == ".csv":
                 df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -50,7 +53,7 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
             raise UserError(f"{path}: cannot be read: {e}") from None
     if text_column not in df.columns:
         raise UserError(f"{source}: no {text_column!r} column (it has {list(df.columns)}); use --text-column")
-    texts = df[text_column].astype(str)
+    texts = df[text_column].where(df[text_column].notna(), "").astype(str)  # JSON null: no text
     keep = texts.str.strip() != ""
     if not keep.any():
         raise UserError(f"{source}: no texts to classify")
@@ -73,6 +76,7 @@ def settings(args) -> tuple[Inference, int]:
 def predict(args) -> None:
     from . import adapter, calibration, inference
 
+    _check_output(args.output, args.input, args.adapter)
     rows = read_texts(args.input, args.text_column)
     run_as, max_length = settings(args)
     model, tok, classes = adapter.load_adapter(args.adapter, base=args.base)
@@ -80,6 +84,11 @@ def predict(args) -> None:
                          else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
                                                            required=args.calibration is not None))
     logits = inference.classifier(model, tok, run_as, max_length)(rows["text"].tolist(), "predict")
+    broken = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+    if len(broken):  # NaN would be written as invalid JSON, and argmax would pick class 0
+        raise UserError(f"{args.adapter}: the model scores {len(broken)} of {len(rows)} texts as NaN or inf "
+                        f"(first: id {_plain(rows['id'].iloc[broken[0]])!r}); its weights are broken, retrain it "
+                        "(`dvc repro train`)")
     probs = calibration.probabilities(logits, temperature)
     labels = np.array(classes)[probs.argmax(axis=1)]
     if args.format == "csv":
@@ -98,6 +107,19 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _check_output(output: str, *inputs: str) -> None:
+    """Refuse, before any work, a folder as the output file, or an output that would replace an input
+    (or lie inside one, such as the adapter folder)."""
+    if output == "-":
+        return
+    if Path(output).is_dir():
+        raise UserError(f"{output}: is a folder; give the path of a file to write")
+    out = Path(output).resolve()
+    for path in inputs:
+        if path != "-" and (out == Path(path).resolve() or out.is_relative_to(Path(path).resolve())):
+            raise UserError(f"{output}: would overwrite {path}, an input; give another output path")
+
+
 def _write(text: str, output: str) -> None:
     if output == "-":
         sys.stdout.write(text)
@@ -105,7 +127,11 @@ def _write(text: str, output: str) -> None:
     from .atomic import write_text
 
     try:
-        write_text(text, output)
+        if Path(output).exists() and not Path(output).is_file() and not Path(output).is_dir():
+            with open(output, "w", encoding="utf-8") as f:  # /dev/null, a FIFO: written into, never replaced
+                f.write(text)
+        else:
+            write_text(text, output)
     except OSError as e:
         raise UserError(f"{output}: cannot write ({e.strerror})") from None
 
@@ -117,6 +143,7 @@ def export(args) -> None:
     from .atomic import atomic_path
     from .dense import dense_for_inference
 
+    _check_export_target(Path(args.output), args.adapter, args.force)
     model, tok, classes = load_adapter(args.adapter)
     merged = dense_for_inference(model).to(torch.bfloat16)
     merged.config.dtype = torch.bfloat16
@@ -127,15 +154,49 @@ def export(args) -> None:
           "(AutoModelForSequenceClassification.from_pretrained loads it)", file=sys.stderr)
 
 
+def _check_export_target(out: Path, adapter: str, force: bool) -> None:
+    """A folder that holds anything is replaced only with --force, and never one holding the adapter
+    or the working directory."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file; give a folder path for the exported model")
+    if out.resolve().is_relative_to(Path(adapter).resolve()):
+        raise UserError(f"{out}: lies inside the adapter {adapter}; give a folder outside it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    for inside in (Path(adapter), Path.cwd()):
+        if inside.resolve().is_relative_to(out.resolve()):
+            raise UserError(f"{out}: holds {inside}, which exporting would delete; give another folder")
+    if not force:
+        raise UserError(f"{out}: is not empty; give a new folder, or --force to replace everything in it")
+
+
 def report(args) -> None:
     from .report import write
 
+    _check_output(args.output)
     write(args.rev, args.output)
+
+
+def _count(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, as every other error
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     errors.install()
-    ap = argparse.ArgumentParser(prog="llmclf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(prog="llmclf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="classify texts with a trained adapter")
     p.add_argument("input", nargs="?", default="-", help="CSV, JSONL or plain-lines file; '-' or nothing: stdin")
@@ -144,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adapter", default=ADAPTER)
     p.add_argument("--base", help="base model to load the adapter on (default: the one it was trained on)")
     p.add_argument("--text-column", default="text", help="column (CSV) or field (JSONL) holding the text")
-    p.add_argument("--batch-size", type=int, help="default: as the evaluate stage scored the adapter")
-    p.add_argument("--max-length", type=int, help="tokens read of each text (default: the adapter's training max_length)")
-    p.add_argument("--max-batch-tokens", type=int,
+    p.add_argument("--batch-size", type=_count(1), help="default: as the evaluate stage scored the adapter")
+    p.add_argument("--max-length", type=_count(1), help="tokens read of each text (default: the adapter's training max_length)")
+    p.add_argument("--max-batch-tokens", type=_count(0),
                    help="a batch of long texts holds fewer rows: at most this many padded tokens (0: no cap; "
                    "default: as the evaluate stage scored the adapter)")
     p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
@@ -158,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     e = sub.add_parser("export", help="merge the adapter into a bf16 copy of its base model")
     e.add_argument("-o", "--output", default="models/merged")
     e.add_argument("--adapter", default=ADAPTER)
+    e.add_argument("--force", action="store_true", help="replace the output folder when it is not empty")
     e.set_defaults(run=export)
     r = sub.add_parser("report", help="metrics/report.md: metrics and params diff against a git revision")
     r.add_argument("--rev", default="main", help="git revision to compare with (default: main)")
@@ -169,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["preset"]:  # its own parser: everything after --exp goes to dvc
         return presets.main(argv[1:])
     args = ap.parse_args(argv)
+    errors.install(f"llmclf {args.command}; its output is as it was, run it again")
     if getattr(args, "format", "x") is None:
         args.format = "csv" if str(args.output).endswith(".csv") else "jsonl"
     args.run(args)

@@ -1,30 +1,57 @@
 """Data-parallel training (DDP): the relaunch under `accelerate launch`, each process's batch share, main-process work."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 
+from . import errors
 from .errors import UserError
 from .params import Train
 
 
 def relaunch(num_processes: int) -> None:
-    """Replace this process by `accelerate launch` of the same script on `num_processes` processes (DDP),
-    unless that is one or the script already runs under a launcher (accelerate and torchrun set LOCAL_RANK).
-    --multi_gpu is accelerate's torchrun launcher: on a machine without GPUs it runs CPU processes over
-    gloo (its --cpu would need MPI); port 0 takes a free port, so parallel experiments do not collide."""
+    """Run the same script on `num_processes` processes (DDP) under `accelerate launch`, in this process,
+    and exit with them; return at once if that is one or the script already runs under a launcher
+    (accelerate and torchrun set LOCAL_RANK). --multi_gpu is accelerate's torchrun launcher: on a machine
+    without GPUs it runs CPU processes over gloo (its --cpu would need MPI); port 0 takes a free port, so
+    parallel experiments do not collide. A worker's UserError comes back through a file (errors.ERROR_FILE)
+    and is raised here, one line instead of the launcher's report of a failed child."""
     if num_processes == 1 or "LOCAL_RANK" in os.environ:
         return
     if torch.cuda.is_available() and num_processes > torch.cuda.device_count():
         raise UserError(f"train.num_processes {num_processes}: only {torch.cuda.device_count()} GPU(s) visible")
-    os.execv(sys.executable, [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                              "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
-                              "--dynamo_backend", "no", "--main_process_port", "0", *sys.argv])
+    from accelerate.commands.launch import launch_command, launch_command_parser
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    args = launch_command_parser().parse_args([
+        "--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", "0", *sys.argv])
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its failure report: see below
+    with tempfile.TemporaryDirectory() as tmp:
+        message = Path(tmp) / "error"
+        os.environ[errors.ERROR_FILE] = str(message)
+        try:
+            launch_command(args)
+        except ChildFailedError as e:
+            if message.is_file():
+                raise UserError(message.read_text(encoding="utf-8").removeprefix("error: ")) from None
+            codes = sorted({f.exitcode for f in e.failures.values()})
+            sys.exit(f"error: {len(e.failures)} of {num_processes} training processes failed (exit status "
+                     f"{', '.join(map(str, codes))}); the first one's traceback is above")
+        except SignalException as e:  # dvc stopped, or its parent died: the workers are stopped already
+            raise KeyboardInterrupt(e.sigval) from None
+        finally:
+            del os.environ[errors.ERROR_FILE]
+    sys.exit(0)
 
 
 def per_device_batches(train: Train, world_size: int) -> tuple[int, int]:

@@ -1,5 +1,10 @@
 """The errors a user can fix: each message names the input and the fix, and prints without a traceback."""
+import os
+import signal
 import sys
+
+ERROR_FILE = "LLMCLF_ERROR_FILE"  # set for the workers of a multi-process run: where their message goes
+_interrupted = "the command; run it again"  # what an interrupt stopped and how to resume, set by install()
 
 
 class UserError(ValueError):
@@ -16,11 +21,39 @@ class ModelError(UserError):
 
 def _excepthook(kind, err, tb, _default=sys.excepthook):
     if issubclass(kind, UserError):
-        print(f"error: {err}", file=sys.stderr)
+        _report(f"error: {err}")
         sys.exit(2)
+    if issubclass(kind, KeyboardInterrupt):  # Ctrl-C, or SIGTERM turned into one below
+        signum = err.args[0] if err.args else signal.SIGINT
+        if ERROR_FILE not in os.environ:  # a worker's interrupt: its launcher says it once
+            # on a line of its own, not after the progress bar it cut short
+            print(f"\nerror: interrupted ({signal.Signals(signum).name}): {_interrupted}", file=sys.stderr)
+        sys.exit(128 + signum)
     _default(kind, err, tb)
 
 
-def install() -> None:
-    """Print an uncaught UserError as one line; entry points (stage scripts, the CLI) call it."""
+def _report(line: str) -> None:
+    """To stderr; in a worker of a multi-process run, to the launcher's file, which shows the first one
+    (the others fail alike, or are stopped because of it)."""
+    path = os.environ.get(ERROR_FILE)
+    if path is None:
+        print(line, file=sys.stderr)
+        return
+    try:
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(line)
+    except FileExistsError:
+        pass
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
+def install(interrupted: str = _interrupted) -> None:
+    """Print a UserError as one line, exit status 2; an interrupt (Ctrl-C, SIGTERM) as one line saying
+    `interrupted`: what stopped and how to resume it."""
+    global _interrupted
+    _interrupted = interrupted
     sys.excepthook = _excepthook
+    signal.signal(signal.SIGTERM, _terminate)

@@ -52,16 +52,18 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
     """The base model through `auto_class`, quantized as `quant` says, and its tokenizer. All of it on
     one `device` (default: the GPU if any): under DDP each process's own GPU (a 4-bit model is not moved)."""
     device = device or default_device()
+    if model.attn_implementation == "flash_attention_2" and device.type != "cuda":
+        raise ModelError("model.attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
     path = basemodel.resolve(model.name)
     dtype = compute_dtype(model)
-    tok = load_tokenizer(path, model.trust_remote_code)
     torch.manual_seed(seed)  # weights not in the checkpoint (a fresh head) start from it
     try:
+        tok = load_tokenizer(path, model.trust_remote_code)
         loaded = auto_class.from_pretrained(
             path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": device},
             attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
             use_safetensors=not model.allow_pickle_weights, **kwargs)
-    except OSError as e:
+    except (OSError, ImportError) as e:  # files unreadable or missing; an attention kernel not installed
         hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
                 "pickle (.bin) files you trust." if "safetensors" in str(e) else
                 "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")

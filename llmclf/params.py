@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import yaml
 from .errors import UserError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -22,8 +22,9 @@ class ParamsError(UserError):
 
 
 class _Group(BaseModel):
-    # strict: no silent "1e-4" -> float or "true" -> bool coercions; forbid: typos are errors.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # strict: no silent "1e-4" -> float or "true" -> bool coercions; forbid: typos are errors;
+    # no inf/NaN: `lr: .inf` would train a NaN adapter without a word.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class Base(_Group):
@@ -35,7 +36,17 @@ class Data(_Group):
     revision: str | None = None  # hub revision (commit sha or tag) to pin
     text_columns: list[str] = Field(default=["text"], min_length=1)  # joined with a space
     label_column: str = "label"
-    classes: list[str] = Field(default=["World", "Sports", "Business", "Sci/Tech"], min_length=2)
+    classes: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=["World", "Sports", "Business", "Sci/Tech"], min_length=2)
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        # two labels with one name: one class would vanish from the predictions
+        repeated = sorted({c for c in classes if classes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"names must be unique; {repeated} appear more than once")
+        return classes
 
 
 class Sample(_Group):
@@ -155,6 +166,15 @@ class Params(_Group):
     train: Train = Train()
     evaluate: Evaluate = Evaluate()
 
+    @model_validator(mode="after")
+    def _one_value_per_class(self) -> "Params":
+        k = len(self.data.classes)
+        for key, values in [("train.class_weights", self.train.class_weights),
+                            ("baseline.zero_shot_labels", self.baseline.zero_shot_labels)]:
+            if isinstance(values, list) and len(values) != k:
+                raise ValueError(f"{key}: {len(values)} values for the {k} data.classes; give one per class")
+        return self
+
 
 class _Loader(yaml.SafeLoader):
     """PyYAML (YAML 1.1) reads `1e-4` as a string; DVC (YAML 1.2) reads a float. Read as DVC does."""
@@ -193,9 +213,13 @@ def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:
     except ValidationError as e:
         lines = []
         for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
+            # without pydantic's tags of union members ("list[constrained-float]"): the key as written
+            key = ".".join(str(p) for p in err["loc"] if "[" not in str(p))
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            if not key:  # a check across groups: its message names the keys
+                lines.append(f"  {msg}")
+                continue
+            got = "" if err["type"] == "missing" else f" (got {err['input']!r})"
             lines.append(f"  {key}: {msg}{got}")
         raise ParamsError(f"{origin}: invalid params\n" + "\n".join(lines)) from None
 

@@ -35,10 +35,11 @@ def local_files(source: str | list[str]) -> list[Path]:
 
 
 def is_agnews_csv(path: Path) -> bool:
-    """The original AG News release: no header, every row `class index (1-based), title, description`."""
+    """The original AG News release: no header, every row `class index (1-based), title, description`
+    (a description, not a number: a headerless `id,text,label` file is not taken for it)."""
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         first = next(csv.reader(f), [])
-    return len(first) == 3 and first[0].strip().isdigit()
+    return len(first) == 3 and first[0].strip().isdigit() and not first[2].strip().lstrip("-").isdigit()
 
 
 def read_agnews_csv(path: Path) -> pd.DataFrame:
@@ -76,8 +77,10 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
     """Map a source frame to the pipeline's two columns: `text` (str) and `label` (0..K-1)."""
     missing = [c for c in [*data.text_columns, data.label_column] if c not in df.columns]
     if missing:
+        headerless = any(str(c).strip().lstrip("-").isdigit() for c in df.columns)
         raise DataError(f"{origin}: missing column(s) {missing}; it has {list(df.columns)}. "
-                        "Set data.text_columns / data.label_column to match.")
+                        + ("Its first row looks like data, not a header: add a header row naming the columns, or "
+                           if headerless else "") + "set data.text_columns / data.label_column to match.")
     if len(df) == 0:
         raise DataError(f"{origin}: no rows")
     cols = list(data.text_columns)
@@ -88,6 +91,10 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
         raise DataError(f"{origin}: {len(empty)} row(s) with empty text (first at row {empty[0]}); "
                         "drop or fill them in the source")
     labels = df[data.label_column]
+    unlabelled = np.flatnonzero(labels.isna().to_numpy() | (labels.astype(str).str.strip() == "").to_numpy())
+    if len(unlabelled):
+        raise DataError(f"{origin}: {len(unlabelled)} row(s) without a label (first at row {unlabelled[0]}); "
+                        "drop or fill them in the source")
     k = len(data.classes)
     if pd.api.types.is_integer_dtype(labels):
         bad = sorted(set(labels[(labels < 0) | (labels >= k)].tolist()))

@@ -16,6 +16,7 @@ from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from .batching import collate
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
+from .errors import UserError
 from .memory import BoundedMemory
 from .params import Train
 
@@ -60,7 +61,18 @@ class WeightedLossTrainer(Trainer):
 
 
 class ClassifierTrainer(BoundedMemory, WeightedLossTrainer):
-    """The weighted loss, with the memory levers (token-capped chunks, activation offload)."""
+    """The weighted loss, with the memory levers (token-capped chunks, activation offload); a loss that is
+    not finite stops training."""
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # the Trainer itself would log the previous losses' mean instead and go on to save NaN weights
+        # (it checks each step too: no extra wait for the GPU)
+        if not torch.isfinite(loss):
+            raise UserError(f"train: the loss is {loss.item()} at step {self.state.global_step + 1}; training "
+                            "stopped and no adapter was written. Lower train.lr, or check train.class_weights "
+                            "and model.dtype")
+        return loss
 
 
 def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
@@ -76,14 +88,12 @@ def compute_metrics(pred) -> dict[str, float]:
     return {"balanced_accuracy": balanced_accuracy_score(labels, y), "accuracy": accuracy_score(labels, y)}
 
 
-def resolve_class_weights(train: Train, auto_weights: list[float], n_classes: int) -> list[float] | None:
+def resolve_class_weights(train: Train, auto_weights: list[float]) -> list[float] | None:
     if train.class_weights == "none":
         return None
     if train.class_weights == "auto":
         return auto_weights
-    if len(train.class_weights) != n_classes:
-        raise ValueError(f"train.class_weights has {len(train.class_weights)} values for {n_classes} classes")
-    return list(train.class_weights)
+    return list(train.class_weights)  # params.load checked: one per class
 
 
 def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: int) -> TrainingArguments:

@@ -12,7 +12,7 @@ from llmclf.runlog import write_log  # noqa: E402
 
 SPLITS_DIR = "data/splits"
 
-errors.install()
+errors.install("the baseline stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 classes, max_length = p.data.classes, p.model.max_length
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)

@@ -16,7 +16,7 @@ from llmclf.runlog import write_log  # noqa: E402
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
 CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings
 
-errors.install()
+errors.install("the evaluate stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 model, tok, classes = load_adapter(ADAPTER)

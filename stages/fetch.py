@@ -6,7 +6,7 @@ from llmclf.splits import class_counts
 
 RAW = "data/raw"
 
-errors.install()
+errors.install("the fetch stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")
 p = params.load()
 frames, provenance = sources.fetch(p.data)
 provenance["splits"] = {

@@ -3,7 +3,7 @@ import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import errors, params, splits
 from llmclf.atomic import write_parquet
 
-errors.install()
+errors.install("the sample stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")
 p = params.load()
 raw = splits.read_split("data/raw", "train")
 sampled = splits.sample_splits(raw, p.sample, p.data.classes, seed=p.base.seed)

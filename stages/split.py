@@ -9,7 +9,7 @@ from llmclf.atomic import atomic_path, write_json
 
 SPLITS_DIR = "data/splits"
 
-errors.install()
+errors.install("the split stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")
 p = params.load()
 sampled = pd.read_parquet("data/sampled.parquet")
 frames = {s: sampled[sampled["split"] == s].drop(columns="split").reset_index(drop=True) for s in ("train", "val", "test")}

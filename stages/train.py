@@ -4,13 +4,17 @@ With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a s
 import _env  # noqa: F401  (first: the project's Python environment)
 import gc
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
-from llmclf import errors, gpus, params
+from llmclf import errors, gpus, params, stagelock
 
-errors.install()
+errors.install("the train stage; `dvc repro` resumes from its last checkpoint, its earlier outputs are unchanged")
+stagelock.die_with_parent()  # a killed dvc takes its training run along: no orphan racing the next run
+if "LOCAL_RANK" not in os.environ:  # not a worker: the launcher holds it for them
+    stagelock.hold_lock(".checkpoints/train.lock", "training")
 p = params.load()
 gpus.claim(p.train.num_processes)  # first, before anything starts CUDA: this run's own GPUs beside other runs
 import torch  # noqa: E402
@@ -29,6 +33,7 @@ from llmclf.runlog import write_log  # noqa: E402
 from llmclf.splits import read_split  # noqa: E402
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
+LIVE = ".checkpoints/train-live"  # DVCLive's curves while training; metrics/train once it has succeeded
 
 distributed.relaunch(p.train.num_processes)
 train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")
@@ -49,10 +54,10 @@ if main:
 
 train_rows = trainers.encode(tok, train_df, p.model.max_length)
 val_rows = trainers.encode(tok, val_df, p.model.max_length)
-live = curves_callback("metrics/train") if main else None
+live = curves_callback(LIVE) if main else None
 trainer = trainers.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
-    class_weights=trainers.resolve_class_weights(p.train, auto_weights, len(p.data.classes)),
+    class_weights=trainers.resolve_class_weights(p.train, auto_weights),
     callbacks=[live] if live else [])
 
 # a run killed midway left checkpoints: the same params, data and process count resume from the last one
@@ -90,11 +95,14 @@ if main:
         end_curves(live)
     with atomic_path("models/adapter", is_dir=True) as out:
         save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train/training_curves.png") as png:  # beside DVCLive's curves, for reports
-        plots.training_curves(curves, png)
+    with atomic_path("metrics/train", is_dir=True) as out:
+        if live:
+            shutil.copytree(LIVE, out, dirs_exist_ok=True)
+        plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
     write_json(summary, "metrics/train.json")
     write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+    shutil.rmtree(LIVE, ignore_errors=True)
     print("train:", summary)
 trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,
 trainer.accelerator.end_training()       # and take the process group down cleanly

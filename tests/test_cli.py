@@ -1,5 +1,6 @@
 """`llmclf predict` and `llmclf export` on an adapter trained on the tiny Llama."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -85,7 +86,7 @@ def test_predict_clear_errors(adapter, tmp_path):
     with pytest.raises(UserError, match="not a trained adapter folder"):
         cli.main(["predict", str(tmp_path / "ok.txt"), "--adapter", str(tmp_path)])
     other = build_tiny_llama(tmp_path / "other", hidden_size=32)
-    with pytest.raises(UserError, match="does not fit base model"):
+    with pytest.raises(UserError, match="trained on other base weights than those of"):
         cli.main(["predict", str(tmp_path / "ok.txt"), "--adapter", str(adapter), "--base", str(other)])
 
 
@@ -140,3 +141,108 @@ def test_predict_applies_the_temperature_fitted_for_its_adapter(adapter, tmp_pat
     assert "fitted for another adapter" in note
     with pytest.raises(UserError, match="fitted for another adapter"):
         probs("--calibration", "models/calibration.json")
+
+
+# ---------------------------------------------------------------- bad inputs: one line, exit 2, nothing lost
+
+
+def snapshot(folder) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def llmclf(*args, capsys) -> tuple[int, str]:
+    """Exit status and the message, as the command line shows them (errors.install formats a UserError)."""
+    try:
+        cli.main([str(a) for a in args])
+    except UserError as e:
+        return 2, f"error: {e}"
+    except SystemExit as e:
+        return e.code, capsys.readouterr().err.strip()
+    return 0, capsys.readouterr().err.strip()
+
+
+@pytest.fixture
+def workspace(adapter, tmp_path, monkeypatch):
+    """An adapter under models/, a texts file and a folder of someone's files, as cwd."""
+    import shutil
+
+    shutil.copytree(adapter, tmp_path / "models" / "adapter")
+    (tmp_path / "in.csv").write_text("id,text\n1,the match and the goal\n")
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine\n")
+    (tmp_path / "file.txt").write_text("mine\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+BAD_COMMANDS = [
+    # id, arguments, what the one line says
+    ("predict-output-is-folder", ["predict", "in.csv", "-o", "kept"], "kept: is a folder; give the path of a file"),
+    ("predict-output-is-models", ["predict", "in.csv", "-o", "models"], "models: is a folder"),
+    ("predict-output-in-adapter", ["predict", "in.csv", "-o", "models/adapter/adapter_model.safetensors"],
+     "would overwrite models/adapter, an input"),
+    ("predict-output-is-input", ["predict", "in.csv", "-o", "in.csv"], "would overwrite in.csv, an input"),
+    ("predict-input-is-folder", ["predict", "kept"], "kept: is a folder; give a CSV, JSONL or plain-lines file"),
+    ("predict-input-missing", ["predict", "nope.csv"], "nope.csv: no such file"),
+    ("predict-input-dev-null", ["predict", "/dev/null"], "/dev/null: no texts to classify"),
+    ("batch-size-0", ["predict", "in.csv", "--batch-size", "0"], "argument --batch-size: 0 is less than 1"),
+    ("batch-size-word", ["predict", "in.csv", "--batch-size", "x"], "argument --batch-size: 'x' is not a whole"),
+    ("max-length-0", ["predict", "in.csv", "--max-length", "0"], "argument --max-length: 0 is less than 1"),
+    ("max-batch-tokens-negative", ["predict", "in.csv", "--max-batch-tokens", "-1"], "-1 is less than 0"),
+    ("unknown-option", ["predict", "in.csv", "--bach-size", "8"], "unrecognized arguments: --bach-size"),
+    ("base-misspelled", ["predict", "in.csv", "--base", "smollm2-135m"], "did you mean 'smollm2-135m-instruct'?"),
+    ("export-to-non-empty", ["export", "-o", "kept"], "kept: is not empty; give a new folder, or --force"),
+    ("export-over-adapter", ["export", "-o", "models", "--force"], "models: holds models/adapter"),
+    ("export-over-workdir", ["export", "-o", ".", "--force"], ".: holds"),
+    ("export-into-adapter", ["export", "-o", "models/adapter/merged"], "lies inside the adapter"),
+    ("export-to-file", ["export", "-o", "file.txt"], "file.txt: is a file"),
+    ("report-to-folder", ["report", "-o", "kept"], "kept: is a folder"),
+]
+
+
+@pytest.mark.parametrize("args, message", [c[1:] for c in BAD_COMMANDS], ids=[c[0] for c in BAD_COMMANDS])
+def test_bad_command_is_one_line_and_changes_nothing(workspace, capsys, args, message):
+    before = snapshot(workspace)
+    code, err = llmclf(*args, capsys=capsys)
+    assert code == 2 and err.startswith("error: ") and "\n" not in err and message in err, err
+    assert snapshot(workspace) == before
+
+
+CALIBRATION_FILES = [
+    ("not-json", "T = 3\n", "JSONDecodeError"),
+    ("a-list", "[3.0]\n", "TypeError"),
+    ("no-temperature", '{"adapter_sha256": ""}\n', "KeyError: 'temperature'"),
+    ("temperature-string", '{"temperature": "3", "adapter_sha256": ""}\n', "'3' is not a positive number"),
+    ("temperature-zero", '{"temperature": 0, "adapter_sha256": ""}\n', "0 is not a positive number"),
+    ("temperature-inf", '{"temperature": Infinity, "adapter_sha256": ""}\n', "inf is not a positive number"),
+]
+
+
+@pytest.mark.parametrize("text, message", [c[1:] for c in CALIBRATION_FILES], ids=[c[0] for c in CALIBRATION_FILES])
+def test_broken_calibration_file_is_an_error(workspace, capsys, text, message):
+    Path("cal.json").write_text(text)
+    for extra in (["--calibration", "cal.json"], []):  # given, or found in the default place
+        Path("models/calibration.json").write_text(text)
+        code, err = llmclf("predict", "in.csv", "-o", "out.jsonl", *extra, capsys=capsys)
+        assert code == 2 and "not a calibration file" in err and message in err and "--no-calibration" in err, err
+        assert not Path("out.jsonl").exists()
+
+
+def test_predict_never_writes_nan(workspace, capsys, monkeypatch):
+    monkeypatch.setattr(inference, "predict_logits", lambda model, tok, texts, *a, **k: np.full((len(texts), 4), np.nan))
+    code, err = llmclf("predict", "in.csv", "-o", "out.jsonl", capsys=capsys)
+    assert code == 2 and "scores 1 of 1 texts as NaN or inf (first: id '1')" in err, err
+    assert not Path("out.jsonl").exists()
+
+
+def test_predict_writes_into_dev_null_and_skips_null_texts(workspace, capsys):
+    Path("in.jsonl").write_text('{"id": "a", "text": null}\n{"id": "b", "text": "the goal"}\n')
+    assert llmclf("predict", "in.jsonl", "-o", "/dev/null", capsys=capsys)[0] == 0
+    assert Path("/dev/null").is_char_device()
+    assert llmclf("predict", "in.jsonl", "-o", "out.jsonl", capsys=capsys)[0] == 0
+    assert [json.loads(line)["id"] for line in Path("out.jsonl").read_text().splitlines()] == ["b"]
+
+
+def test_export_force_replaces_a_non_empty_folder(workspace, capsys):
+    code, err = llmclf("export", "-o", "kept", "--force", capsys=capsys)
+    assert code == 0 and (workspace / "kept" / "config.json").is_file() and not (workspace / "kept" / "notes.txt").exists()

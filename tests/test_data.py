@@ -356,6 +356,34 @@ def test_bad_local_sources(tmp_path, case, expect):
         sources.fetch(local_cfg(bad_source(tmp_path, case)))
 
 
+BAD_FILES = [
+    # id, file name, its content (bytes, or a frame written as Parquet), what the message says
+    ("empty-label-cell", "train.csv", b"text,label\na,0\nb,\nc,1\n", r"1 row\(s\) without a label \(first at row 1\)"),
+    ("nan-label-parquet", "train.parquet", pd.DataFrame({"text": ["a", "b"], "label": [0, np.nan]}),
+     r"1 row\(s\) without a label \(first at row 1\)"),
+    ("headerless-id-text-label", "train.csv", b"1,the match,1\n2,the shares,2\n",
+     r"missing column\(s\) \['text', 'label'\].*first row looks like data.*add a header row"),
+    ("label-out-of-range", "train.csv", b"text,label\na,0\nb,7\n", r"labels \[7\] outside 0\.\.2"),
+    ("label-name-case", "train.csv", b"text,label\na,alpha\nb,Alpha\n", r"labels \['Alpha'\] are not in data\.classes"),
+    ("empty-text", "train.csv", b"text,label\n,0\n", r"1 row\(s\) with empty text"),
+    ("header-only", "train.csv", b"text,label\n", r"no rows$"),
+    ("not-utf8", "train.csv", b"text,label\ncaf\xe9,0\n", r"not UTF-8 text .*re-encode it as UTF-8"),
+    ("garbage-parquet", "train.parquet", b"PAR1 not really", r"cannot be read as parquet"),
+    ("jsonl-not-json", "train.jsonl", b"{text: a, label: 0}\n", r"cannot be read as jsonl"),
+]
+
+
+@pytest.mark.parametrize("name, content, message", [b[1:] for b in BAD_FILES], ids=[b[0] for b in BAD_FILES])
+def test_bad_files_name_the_file_and_the_fix(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        content.to_parquet(path, index=False)
+    with pytest.raises(DataError, match=rf"^{path}: {message}"):
+        sources.fetch(local_cfg(path))
+
+
 def test_is_local():
     assert sources.is_local("./x") and sources.is_local("../shared/ag_news") and sources.is_local("/abs/path")
     assert sources.is_local(["a.csv"])

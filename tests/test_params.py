@@ -99,6 +99,18 @@ BAD = [
      "must contain {text}"),
     ("zero-shot-score", "baseline:\n  zero_shot_score: max\n", "baseline.zero_shot_score", "'max'"),
     ("temperature-scaling-string", 'evaluate:\n  temperature_scaling: "no"\n', "evaluate.temperature_scaling", "'no'"),
+    # inf and NaN: each would train or score without a word and give NaN weights or metrics
+    ("lr-inf", "train:\n  lr: .inf\n", "train.lr", "finite number"),
+    ("lr-nan", "train:\n  lr: .nan\n", "train.lr", "finite number"),
+    ("epochs-inf", "train:\n  epochs: .inf\n", "train.epochs", "finite number"),
+    ("weight-decay-minus-inf", "train:\n  weight_decay: -.inf\n", "train.weight_decay", "finite number"),
+    ("class-weight-nan", "train:\n  class_weights: [1, .nan, 1, 1]\n", "train.class_weights.1", "finite number"),
+    ("duplicate-class", "data:\n  classes: [a, b, a]\n", "data.classes", "['a'] appear more than once"),
+    ("empty-class-name", "data:\n  classes: [a, '']\n", "data.classes.1", "at least 1 character"),
+    ("class-weights-length", "train:\n  class_weights: [1.0, 2.0, 3.0]\n", "train.class_weights",
+     "3 values for the 4 data.classes"),
+    ("zero-shot-labels-length", "baseline:\n  zero_shot_labels: [a, b]\n", "baseline.zero_shot_labels",
+     "2 values for the 4 data.classes"),
 ]
 
 

@@ -291,14 +291,12 @@ def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     assert "![confusion_test](eval/confusion_test.png)" in report
 
 
-def test_training_killed_midway_resumes_on_the_next_repro(repo):
+def train_until_a_checkpoint(repo: Path, *args: str) -> tuple[subprocess.Popen, list]:
+    """`dvc repro train` started, once training has written a checkpoint: dvc and its training processes."""
     import psutil
 
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"] |= {"epochs": 12, "checkpoint_steps": 4}
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_TOKEN": FAKE_TOKEN}
-    dvc = subprocess.Popen(["dvc", "repro", "train"], cwd=repo, env=env, stdout=subprocess.PIPE,
+    dvc = subprocess.Popen(["dvc", "repro", *args, "train"], cwd=repo, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     checkpoints = repo / ".checkpoints" / "train"
     deadline = time.monotonic() + 120
@@ -307,6 +305,15 @@ def test_training_killed_midway_resumes_on_the_next_repro(repo):
         time.sleep(0.02)
     trainers = [c for c in psutil.Process(dvc.pid).children(recursive=True) if "stages/train.py" in " ".join(c.cmdline())]
     assert trainers and dvc.poll() is None, "training ended before a checkpoint could be interrupted"
+    return dvc, trainers
+
+
+def test_training_killed_midway_resumes_on_the_next_repro(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"] |= {"epochs": 12, "checkpoint_steps": 4}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc, trainers = train_until_a_checkpoint(repo)
+    checkpoints = repo / ".checkpoints" / "train"
     for proc in trainers:
         proc.kill()  # SIGKILL: no clean-up code runs
     assert dvc.wait(timeout=60) != 0
@@ -317,6 +324,52 @@ def test_training_killed_midway_resumes_on_the_next_repro(repo):
     assert json.loads((repo / "logs" / "train.json").read_text())["resumed"] is True  # timings of the run
     assert not checkpoints.exists()  # removed after the successful run
     assert "resuming" not in run(["dvc", "repro", "-f", "train"], repo)  # a finished run starts afresh
+
+
+def outputs(repo: Path) -> dict:
+    """Every output DVC would delete before running a stage: the adapter, the temperature, the metrics."""
+    files = [repo / "dvc.lock", repo / "models" / "calibration.json",
+             *(repo / "models" / "adapter").rglob("*"), *(repo / "metrics").rglob("*")]
+    return {f: f.read_bytes() for f in files if f.is_file()}
+
+
+def test_bad_params_and_a_second_run_leave_every_output_untouched(repo):
+    from llmclf import stagelock
+
+    before, text = outputs(repo), (repo / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    params["train"]["lr"] = float("inf")  # a typo's worth: DVC starts the stage, params.load stops it
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "Traceback" not in done.stdout + done.stderr
+    assert re.search(r"(?m)^error: params.yaml: invalid params\n\s+train.lr: Input should be a finite number",
+                     done.stdout + done.stderr)
+    (repo / "params.yaml").write_text(text)
+
+    fd = stagelock.hold_lock(repo / ".checkpoints" / "train.lock", "a test")  # as a training run would
+    try:
+        done = subprocess.run(["dvc", "repro", "-f", "train"], cwd=repo, env=env, capture_output=True, text=True)
+    finally:
+        os.close(fd)
+    assert done.returncode != 0 and "Traceback" not in done.stdout + done.stderr
+    assert f"error: training is already running (pid {os.getpid()}" in done.stdout + done.stderr
+    assert outputs(repo) == before
+
+
+def test_a_killed_dvc_leaves_no_trainer_running_and_no_output_lost(repo):
+    import psutil
+
+    before = outputs(repo)
+    dvc, trainers = train_until_a_checkpoint(repo, "-f")
+    dvc.kill()  # SIGKILL: dvc cannot stop its stage; the kernel's parent-death signal does
+    _, alive = psutil.wait_procs(trainers, timeout=30)
+    assert alive == []
+    log = dvc.stdout.read()  # the trainer wrote its last line into the pipe it shared with dvc
+    assert re.search(r"(?m)^error: interrupted \(SIGTERM\): the train stage.*dvc repro", log), log[-2000:]
+    assert "Traceback" not in log
+    assert outputs(repo) == before
+    shutil.rmtree(repo / ".checkpoints" / "train")
 
 
 def test_no_output_holds_the_hub_token(repo):
