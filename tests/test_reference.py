@@ -12,12 +12,13 @@ from pathlib import Path
 from conftest import REPO
 
 LOCK = REPO / "dvc.lock"
+ABSENT = ("deleted", "not in cache")  # an output not in the workspace; "not in cache": nor in DVC's cache
 
 
 def stale_entries(status: dict, tracked: set[str]) -> list[str]:
     """What `dvc status --json` reports that the commit does not explain. Outputs and deps that DVC
-    caches (data/, models/) are absent from a clone until `dvc pull` or `make repro`: "deleted" there is
-    expected. Anything modified or new, a deleted file that git tracks, a changed command: stale."""
+    caches (data/, models/) are absent from a clone until `dvc pull` or `make repro`: "deleted" or "not
+    in cache" there is expected. Anything modified or new, a deleted file that git tracks, a changed command: stale."""
     stale = []
     for stage, changes in status.items():
         for change in changes:
@@ -28,14 +29,15 @@ def stale_entries(status: dict, tracked: set[str]) -> list[str]:
                 for path, state in paths.items():
                     if isinstance(state, dict):  # params.yaml: {key: modified | new | deleted}
                         stale += [f"{stage}: {kind} {path} {k}: {s}" for k, s in state.items()]
-                    elif state != "deleted" or path in tracked or any(t.startswith(path + "/") for t in tracked):
+                    elif state not in ABSENT or path in tracked or any(t.startswith(path + "/") for t in tracked):
                         stale.append(f"{stage}: {kind} {path}: {state}")
     return stale
 
 
 def test_stale_entries_tell_a_fresh_clone_from_a_stale_run():
     tracked = {"metrics/eval.json", "metrics/train/plots/metrics/loss.tsv", "llmclf/data.py"}
-    fresh = {"sample": [{"changed deps": {"data/raw": "deleted"}}, {"changed outs": {"data/sampled.parquet": "deleted"}}]}
+    fresh = {"sample": [{"changed deps": {"data/raw": "deleted"}}, {"changed outs": {"data/sampled.parquet": "deleted"}}],
+             "train": [{"changed outs": {"models/adapter": "not in cache"}}]}
     assert stale_entries(fresh, tracked) == []
     stale = {"train": [{"changed deps": {"llmclf/data.py": "modified", "params.yaml": {"lora.r": "modified"}}},
                        {"changed outs": {"metrics/train": "deleted", "models/adapter": "deleted"}}, "changed command"],
