@@ -24,6 +24,7 @@ def _excepthook(kind, err, tb, _default=sys.excepthook):
         _report(f"error: {err}")
         sys.exit(2)
     if issubclass(kind, KeyboardInterrupt):  # Ctrl-C, or SIGTERM turned into one below
+        _ignore_interrupts()
         signum = err.args[0] if err.args else signal.SIGINT
         if ERROR_FILE not in os.environ:  # a worker's interrupt: its launcher says it once
             # on a line of its own, not after the progress bar it cut short
@@ -47,7 +48,15 @@ def _report(line: str) -> None:
 
 
 def _terminate(signum, frame):
+    _ignore_interrupts()
     raise KeyboardInterrupt(signum)
+
+
+def _ignore_interrupts() -> None:
+    """Once interrupted, the process is on its way out: another signal while it unwinds or runs its exit
+    clean-up must not raise there (a traceback from inside a finalizer)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def install(interrupted: str = _interrupted) -> None:
