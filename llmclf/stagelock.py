@@ -4,8 +4,10 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import select
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import UserError
@@ -15,12 +17,40 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:
     """Have the kernel send `sig` when the parent process (dvc, or the multi-process launcher) dies, even
-    by SIGKILL, so no orphan keeps training and racing the next run. Linux only; elsewhere a no-op."""
+    by SIGKILL, so no orphan keeps training and racing the next run. dvc runs a stage through `$SHELL -c`;
+    a shell that forks instead of replacing itself (dash, the usual /bin/sh) outlives a killed dvc, so
+    then dvc itself is watched. Linux only; elsewhere a no-op."""
     if not sys.platform.startswith("linux"):
         return
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before the request was in place
+    parent = os.getppid()
+    if parent == 1:  # the parent died before the request was in place
         os.kill(os.getpid(), sig)
+    elif _command(parent) in SHELLS:
+        _on_exit_of(_parent_of(parent), lambda: os.kill(os.getpid(), sig))
+
+
+SHELLS = {"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh"}
+
+
+def _command(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[1])
+
+
+def _on_exit_of(pid: int, then) -> None:
+    """Call `then` from a daemon thread once process `pid` has ended (at once if it already has)."""
+    try:
+        fd = os.pidfd_open(pid)  # readable once the process has ended, reaped or not
+    except ProcessLookupError:
+        return then()
+    except (AttributeError, OSError):  # a kernel before 5.3: the direct parent's signal is all there is
+        return None
+    threading.Thread(target=lambda: (select.select([fd], [], []), then()), daemon=True,
+                     name=f"exit-of-{pid}").start()
 
 
 def hold_lock(path: str | Path, what: str) -> int:

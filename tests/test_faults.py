@@ -1,5 +1,6 @@
 """Interrupts, a second run and a killed parent: one line each, and no stage left running."""
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,13 +60,15 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
-def test_a_stage_dies_with_its_killed_parent():
-    # the parent stands for dvc: SIGKILL gives it no chance to stop its child
-    parent = python("import subprocess, sys\n"
-                    "child = subprocess.Popen([sys.executable, '-c', 'from llmclf import stagelock; import time; "
-                    "stagelock.die_with_parent(); print(\"ready\", flush=True); time.sleep(60)'], stdout=subprocess.PIPE, "
-                    "text=True)\n"
-                    "child.stdout.readline(); print('ready', child.pid, flush=True); child.wait()")
+@pytest.mark.parametrize("shell", [None, "/bin/sh", "bash"])
+def test_a_stage_dies_with_its_killed_parent(shell):
+    """The parent stands for dvc: SIGKILL gives it no chance to stop its child. dvc starts a stage with
+    `$SHELL -c`; dash (Debian's /bin/sh) forks the command and stays between them, bash replaces itself."""
+    stage = [sys.executable, "-c", "from llmclf import stagelock; import os, time; stagelock.die_with_parent(); "
+             "print('ready', os.getpid(), flush=True); time.sleep(60)"]
+    cmd = stage if shell is None else [shell, "-c", shlex.join(stage)]
+    parent = python(f"import subprocess\nchild = subprocess.Popen({cmd!r}, stdout=subprocess.PIPE, text=True)\n"
+                    "print(child.stdout.readline().strip(), flush=True); child.wait()")
     child = int(wait_ready(parent).split()[1])
     parent.kill()
     parent.wait()

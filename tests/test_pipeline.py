@@ -363,6 +363,7 @@ def test_a_killed_dvc_leaves_no_trainer_running_and_no_output_lost(repo):
     before = outputs(repo)
     dvc, trainers = train_until_a_checkpoint(repo, "-f")
     dvc.kill()  # SIGKILL: dvc cannot stop its stage; the kernel's parent-death signal does
+    dvc.wait()  # reaped: until then the killed dvc still holds its lock on the outputs
     _, alive = psutil.wait_procs(trainers, timeout=30)
     assert alive == []
     log = dvc.stdout.read()  # the trainer wrote its last line into the pipe it shared with dvc
@@ -408,3 +409,22 @@ def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
         theirs = json.loads((work / name / "metrics" / "eval.json").read_text())
         assert set(ours) & {"test", "val", "official_test"} == splits
         assert all(ours[s]["accuracy"] == theirs[s]["accuracy"] for s in splits)
+
+
+def test_parallel_bench_compares_experiments_at_once_with_one_alone(repo, tmp_path):
+    """bench/parallel.py: the first experiment alone, the next two at once; experiments per hour of each
+    phase from its wall time, every run's metrics beside it (no GPU: nothing is claimed)."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("set: ['train.epochs=1', 'evaluate.splits=[val]']\n"
+                    "experiments:\n  a: []\n  b: ['lora.r=4']\n  c: ['train.lr=1e-3']\n")
+    out = tmp_path / "parallel.json"
+    run([sys.executable, "bench/parallel.py", "--plan", str(plan), "--work", str(tmp_path / "work"),
+         "--together", "2", "--out", str(out)], repo)
+    result = json.loads(out.read_text())
+    assert result["alone"]["experiments"] == ["a"] and result["together"]["experiments"] == ["b", "c"]
+    for phase in ("alone", "together"):
+        p = result[phase]
+        assert p["experiments_per_hour"] == round(3600 * len(p["experiments"]) / p["wall_seconds"], 1)
+        assert all(r["gpus_claimed"] == [] and set(r["accuracy"]) == {"val"} for r in p["runs"].values())
+    assert result["speedup"] == round(result["together"]["experiments_per_hour"] / result["alone"]["experiments_per_hour"], 2)
+    assert result["together"]["runs"]["b"]["overrides"][-1] == "lora.r=4"
