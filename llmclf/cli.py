@@ -1,6 +1,8 @@
 """`llmclf` command: use a trained classifier.
 
     llmclf predict texts.csv -o predictions.jsonl     # classify a file (CSV, JSONL, plain lines) or stdin
+    llmclf member save NAME                           # the trained model as an ensemble member
+    llmclf predict texts.csv --member models/members/NAME   # the mean of both models' probabilities
     llmclf export -o models/merged                    # a standalone bf16 model, adapter merged in
     llmclf report --rev main                          # metrics/report.md for a pull request
     llmclf preset gpu --exp -n gpu-run                # a preset of presets/ as a DVC experiment
@@ -74,15 +76,17 @@ def settings(args) -> tuple[Inference, int]:
 
 
 def predict(args) -> None:
-    from . import adapter, calibration, inference
+    from . import adapter, calibration, ensemble, inference
 
-    _check_output(args.output, args.input, args.adapter)
+    _check_output(args.output, args.input, args.adapter, *args.member)
     rows = read_texts(args.input, args.text_column)
     run_as, max_length = settings(args)
+    members = ensemble.members(args.member, adapter.read_info(args.adapter)["classes"])  # checked before any loading
     model, tok, classes = adapter.load_adapter(args.adapter, base=args.base)
     temperature, note = ((1.0, "not temperature-scaled (--no-calibration)") if args.no_calibration
                          else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
                                                            required=args.calibration is not None))
+    size = ensemble.parameters(model)  # before inference merges LoRA into the weights
     logits = inference.classifier(model, tok, run_as, max_length)(rows["text"].tolist(), "predict")
     broken = np.flatnonzero(~np.isfinite(logits).all(axis=1))
     if len(broken):  # NaN would be written as invalid JSON, and argmax would pick class 0
@@ -90,6 +94,17 @@ def predict(args) -> None:
                         f"(first: id {_plain(rows['id'].iloc[broken[0]])!r}); its weights are broken, retrain it "
                         "(`dvc repro train`)")
     probs = calibration.probabilities(logits, temperature)
+    if members:
+        del model
+        each = [probs]
+        for m in members:
+            got, count = ensemble.member_probabilities(m, {"predict": rows["text"].tolist()}, run_as, args.max_length,
+                                                       calibrated=not args.no_calibration)
+            each.append(got["predict"])
+            size += count
+        probs = ensemble.mean_probabilities(each)
+        note = (f"the mean of an ensemble of {len(each)} models, {size:,} parameters; {args.adapter} {note}"
+                + ("" if args.no_calibration else ", each member's from its calibration.json"))
     labels = np.array(classes)[probs.argmax(axis=1)]
     if args.format == "csv":
         out = pd.DataFrame({"id": rows["id"], "label": labels}
@@ -170,6 +185,33 @@ def _check_export_target(out: Path, adapter: str, force: bool) -> None:
         raise UserError(f"{out}: is not empty; give a new folder, or --force to replace everything in it")
 
 
+def member_save(args) -> None:
+    from .ensemble import MEMBERS, save
+
+    target = save(args.name, args.adapter, args.calibration, force=args.force)
+    print(f"member: {args.adapter} and {args.calibration} -> {target}\n"
+          f"track it: dvc add {target} && git add {target}.dvc {MEMBERS}/.gitignore\n"
+          f"use it: dvc exp run -S 'evaluate.members=[{target}]', or llmclf predict --member {target}\n"
+          f"from an experiment: dvc exp apply EXP && dvc checkout && llmclf member save EXP", file=sys.stderr)
+
+
+def member_list(args) -> None:
+    from .adapter import load_adapter
+    from .ensemble import MEMBERS, member, parameters, saved
+
+    folders = saved()
+    if not folders:
+        print(f"no members in {MEMBERS}; `llmclf member save NAME` saves the trained model as one", file=sys.stderr)
+        return
+    lines = ["name\tbase model\tparameters\tval temperature"]
+    for folder in folders:
+        m = member(folder)
+        model, _, _ = load_adapter(m.adapter)  # counted as loaded: the same rule as predict and evaluate
+        lines.append(f"{m.name}\t{m.base}\t{parameters(model):,}\t{m.temperature}")
+        del model
+    print("\n".join(lines))
+
+
 def report(args) -> None:
     from .report import write
 
@@ -215,7 +257,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calibration", help="temperature file written by the evaluate stage (default: "
                    f"{CALIBRATION} when it was fitted for this adapter; otherwise none is applied)")
     p.add_argument("--no-calibration", action="store_true", help="the model's own probabilities, no temperature")
+    p.add_argument("--member", action="append", default=[], metavar="DIR",
+                   help="an ensemble member (`llmclf member save`); repeatable: the probabilities are the mean of "
+                   "the adapter's and every member's, each scaled by its own temperature")
     p.set_defaults(run=predict)
+    m = sub.add_parser("member", help="ensemble members: save the trained model as one, list them")
+    msub = m.add_subparsers(dest="action", required=True)
+    ms = msub.add_parser("save", help=f"copy {ADAPTER} and {CALIBRATION} into models/members/NAME")
+    ms.add_argument("name", help="the member's folder name, e.g. the experiment's")
+    ms.add_argument("--adapter", default=ADAPTER)
+    ms.add_argument("--calibration", default=CALIBRATION, help="the temperature the evaluate stage fitted for it")
+    ms.add_argument("--force", action="store_true", help="replace a member of that name")
+    ms.set_defaults(run=member_save)
+    msub.add_parser("list", help="name, base model, parameters and val temperature of each member").set_defaults(
+        run=member_list)
     e = sub.add_parser("export", help="merge the adapter into a bf16 copy of its base model")
     e.add_argument("-o", "--output", default="models/merged")
     e.add_argument("--adapter", default=ADAPTER)

@@ -11,7 +11,7 @@ from .atomic import atomic_path, write_json
 # metrics/baseline.json's groups and metrics/baseline/'s folders, in the order figures show them
 BASELINES = ("untrained_head", "tfidf_logreg", "zero_shot")
 TITLES = {"untrained_head": "untrained head", "tfidf_logreg": "TF-IDF + LogReg",
-          "zero_shot": "zero-shot prompt", "fine_tuned": "fine-tuned"}  # names in the figures
+          "zero_shot": "zero-shot prompt", "fine_tuned": "fine-tuned", "ensemble": "ensemble"}  # names in the figures
 
 
 def _write_run(ev: metrics.Evaluation, folder: Path) -> None:

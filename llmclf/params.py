@@ -152,6 +152,16 @@ class Evaluate(_Group):
     splits: list[Literal["test", "val", "official_test"]] = Field(
         default=["test", "official_test"], min_length=1)
     temperature_scaling: bool = True  # fit T on the val split's logits; predict divides logits by it
+    # member folders (`llmclf member save NAME`: models/members/NAME) scored with the fine-tuned model as
+    # an ensemble, the mean of their temperature-scaled probabilities; empty: no ensemble
+    members: list[Annotated[str, Field(min_length=1)]] = []
+
+    @field_validator("members")
+    @classmethod
+    def _distinct(cls, members: list[str]) -> list[str]:
+        if len({str(Path(m)) for m in members}) != len(members):  # one model counted twice would weigh double
+            raise ValueError("each member folder once")
+        return members
 
 
 class Params(_Group):

@@ -9,8 +9,9 @@
 #                                          # that started it (a new session); log and pid in $JOB
 #   bash offline/run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
 #   bash offline/run.sh fetch PATTERN [DIR]  # copy files matching /tmp/llmclf-gpu/PATTERN to DIR ($OUT)
-#   bash offline/run.sh ensemble NAME...   # bench/ensemble.py on sweep runs of one split: each adapter
-#                                          # predicts val and official test; scores in $SWEEP/ensemble
+#   bash offline/run.sh ensemble NAME...   # sweep runs of one split as an ensemble: the evaluate stage of
+#                                          # the first, the others its members, on val and official test,
+#                                          # in a copy of the first ($SWEEP/ensemble, metrics/eval.json)
 #   bash offline/run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,19 +63,20 @@ open('params.yaml', 'w').write(text)"  # the tutorial's rows
     dest=${2:-${OUT:-$PWD/fetched}}; mkdir -p "$dest"
     for f in "$STAGE"/$1; do cp "$f" "$dest/"; done; ls -la "$dest";;
   ensemble)
-    out="$SWEEP/ensemble"; mkdir -p "$out"
-    for s in val official_test; do
-      split="$SWEEP/$1/data/splits/$s.parquet"
-      python3 -c "import pandas as pd, sys; pd.read_parquet(sys.argv[1])[['text']].to_csv(sys.argv[2], index=False)" \
-        "$split" "$out/$s.csv"
-      members=()
-      for n in "$@"; do
-        python3 -m llmclf.cli predict "$out/$s.csv" --adapter "$SWEEP/$n/models/adapter" --no-calibration \
-          -o "$out/$n-$s.jsonl" 2>&1 | tail -n 1
-        members+=("$out/$n-$s.jsonl")
-      done
-      python3 bench/ensemble.py "$split" "${members[@]}" --out "$out/$s.json"
-    done;;
+    out="$SWEEP/ensemble"; rm -rf "$out"; cp -r "$SWEEP/$1" "$out"; rm -rf "$out"/{run.log,manifest.json,llmclf,stages}
+    cp -r llmclf stages "$out/"  # this checkout's code: the run's copy may predate members
+    members=()
+    for n in "${@:2}"; do
+      (cd "$out" && python3 -m llmclf.cli member save "$n" --adapter "$SWEEP/$n/models/adapter" \
+        --calibration "$SWEEP/$n/models/calibration.json")
+      members+=("models/members/$n")
+    done
+    list=$(IFS=,; echo "${members[*]}")
+    cd "$out" && python3 -c "import sys, yaml; from llmclf import params, presets
+doc = params.read_yaml('params.yaml')
+for item in sys.argv[1:]: presets.override(doc, item)
+open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "evaluate.members=[$list]" 'evaluate.splits=[val, official_test]'
+    python3 stages/evaluate.py 2>&1 | tee evaluate.log | grep -E '^(ensemble of .*, )?(val|official_test): ';;
   py)
     python3 "$@";;
   *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | py SCRIPT [args]" >&2; exit 2;;

@@ -1,5 +1,6 @@
 """Stage 6, evaluate: base + trained adapter from disk, scored on the test splits against the baselines;
-calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures."""
+calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures;
+with `evaluate.members`, the ensemble of the fine-tuned model and those members too."""
 import _env  # noqa: F401  (first: the project's Python environment)
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from llmclf import gpus
 gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
 import pandas as pd  # noqa: E402
 
-from llmclf import calibration, errors, hardware, inference, metrics, params, splits  # noqa: E402
+from llmclf import calibration, ensemble, errors, hardware, inference, metrics, params, splits  # noqa: E402
 from llmclf.adapter import load_adapter  # noqa: E402
 from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability  # noqa: E402
 from llmclf.runlog import write_log  # noqa: E402
@@ -20,6 +21,7 @@ errors.install("the evaluate stage; its earlier outputs are unchanged, `dvc repr
 p = params.load()
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 model, tok, classes = load_adapter(ADAPTER)
+size = ensemble.parameters(model)  # before inference merges LoRA into the weights
 predict = inference.classifier(model, tok, p.inference, p.model.max_length)
 logits, speed = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 
@@ -33,17 +35,24 @@ if p.evaluate.temperature_scaling:  # one scalar T fitted on val, never on the s
     print(f"calibration on val: {fit}")
 ev = metrics.evaluate(frames, logits, classes, temperature)
 metrics.print_summary(ev)
+ens = None
+if p.evaluate.members:  # the fine-tuned model's probabilities averaged with the members', each with its T
+    probs = {split: calibration.probabilities(logits[split], temperature or 1.0) for split in frames}
+    ens = ensemble.evaluate(p.evaluate.members, frames, probs, classes, size, p.inference)
+    metrics.print_summary(ens.evaluation, f"ensemble of {ens.record['models']} models, "
+                                          f"{ens.record['parameters']:,} parameters, ")
 
 
 def figures(out: Path) -> None:
     for split, df in frames.items():
         baselines = {name: pd.read_csv(BASELINE / name / f"{split}.csv") for name in BASELINES
                      if (BASELINE / name / f"{split}.csv").is_file()}
-        write_comparison(out, split, baselines | {"fine_tuned": ev.preds[split]}, classes)
+        ensembled = {"ensemble": ens.evaluation.preds[split]} if ens else {}
+        write_comparison(out, split, baselines | {"fine_tuned": ev.preds[split]} | ensembled, classes)
         write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
 
 
-scores = ev.scores | ({"calibration": fit} if temperature is not None else {})
+scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | ({"ensemble": ens.record} if ens else {})
 write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
 calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
 write_log("evaluate", {"examples_per_s": speed} | hardware.peak_gpu_memory())

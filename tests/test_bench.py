@@ -113,21 +113,3 @@ def test_multigpu_table_has_a_row_per_run(multigpu):
     assert lines[2].startswith("| 1 | 95.0 | 1.0 |") and lines[3].startswith("| 2 | 180.5 | 1.9 |")
     assert "| 0.8925 | 0.89 | 5.5 | 120.0 | 150.0 |" in lines[3]
 
-
-def test_ensemble_scores_members_and_their_mean(tmp_path):
-    """Two members each wrong on a different row, unsure where the other is sure: the mean gets all right."""
-    import pandas as pd
-
-    pd.DataFrame({"text": ["a", "b", "c"], "label": [0, 1, 1]}).to_parquet(tmp_path / "val.parquet")
-    rows = {"x": [[0.9, 0.1], [0.4, 0.6], [0.55, 0.45]], "y": [[0.45, 0.55], [0.1, 0.9], [0.2, 0.8]]}
-    for name, probs in rows.items():
-        (tmp_path / f"{name}.jsonl").write_text("".join(
-            json.dumps({"id": i, "label": "?", "probs": {"World": p[0], "Sports": p[1]}}) + "\n" for i, p in enumerate(probs)))
-    script = [sys.executable, str(REPO / "bench" / "ensemble.py"), str(tmp_path / "val.parquet")]
-    done = subprocess.run([*script, str(tmp_path / "x.jsonl"), str(tmp_path / "y.jsonl"), "--out", str(tmp_path / "s.json")],
-                          capture_output=True, text=True, check=True)
-    assert json.loads((tmp_path / "s.json").read_text()) == json.loads(done.stdout) == {
-        "x": pytest.approx(2 / 3), "y": pytest.approx(2 / 3), "mean": 1.0}
-    (tmp_path / "short.jsonl").write_text((tmp_path / "x.jsonl").read_text().splitlines()[0] + "\n")
-    failed = subprocess.run([*script, str(tmp_path / "x.jsonl"), str(tmp_path / "short.jsonl")], capture_output=True, text=True)
-    assert failed.returncode != 0 and "1 rows, the split has 3" in failed.stderr

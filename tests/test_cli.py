@@ -197,6 +197,9 @@ BAD_COMMANDS = [
     ("export-into-adapter", ["export", "-o", "models/adapter/merged"], "lies inside the adapter"),
     ("export-to-file", ["export", "-o", "file.txt"], "file.txt: is a file"),
     ("report-to-folder", ["report", "-o", "kept"], "kept: is a folder"),
+    ("predict-member-not-a-member", ["predict", "in.csv", "--member", "kept"], "kept: not an ensemble member"),
+    ("member-save-uncalibrated", ["member", "save", "first"], "models/calibration.json: no such calibration file"),
+    ("member-save-bad-name", ["member", "save", "../first"], "'../first': not a member name"),
 ]
 
 
@@ -246,3 +249,100 @@ def test_predict_writes_into_dev_null_and_skips_null_texts(workspace, capsys):
 def test_export_force_replaces_a_non_empty_folder(workspace, capsys):
     code, err = llmclf("export", "-o", "kept", "--force", capsys=capsys)
     assert code == 0 and (workspace / "kept" / "config.json").is_file() and not (workspace / "kept" / "notes.txt").exists()
+
+
+# ---------------------------------------------------------------- ensembles: predict --member, member save/list
+
+
+def member_of(adapter, folder, temperature, classes=None):
+    """`adapter` as an ensemble member whose calibration.json holds `temperature` (other `classes`: its record edited)."""
+    import shutil
+    from llmclf import calibration
+
+    shutil.copytree(adapter, folder / "adapter")
+    if classes:
+        info = json.loads((folder / "adapter" / "llmclf.json").read_text())
+        (folder / "adapter" / "llmclf.json").write_text(json.dumps(info | {"classes": classes}))
+    calibration.save_temperature(folder / "adapter", {"temperature": temperature}, folder / "calibration.json")
+    return folder
+
+
+def parameter_count(adapter) -> int:
+    from llmclf import ensemble
+
+    return ensemble.parameters(load_adapter(adapter)[0])
+
+
+def test_predict_with_members_is_the_mean_of_calibrated_probabilities(adapter, tmp_path, monkeypatch, capsys):
+    from llmclf import calibration
+
+    monkeypatch.chdir(tmp_path)  # no models/calibration.json: the adapter's own probabilities (T = 1)
+    texts, _ = synthetic_texts(3, seed=13)
+    Path("in.txt").write_text("\n".join(texts) + "\n")
+    logits = adapter_logits(adapter, texts)
+
+    def probs(*args):
+        cli.main(["predict", "in.txt", "-o", "out.jsonl", "--adapter", str(adapter), *args])
+        rows = [json.loads(line) for line in Path("out.jsonl").read_text().splitlines()]
+        return np.array([[r["probs"][c] for c in CLASSES] for r in rows]), capsys.readouterr().err
+
+    member_of(adapter, tmp_path / "hot", 3.0), member_of(adapter, tmp_path / "cold", 0.5)
+    got, note = probs("--member", "hot", "--member", "cold")
+    expected = (calibration.probabilities(logits) + calibration.probabilities(logits, 3.0)
+                + calibration.probabilities(logits, 0.5)) / 3
+    np.testing.assert_allclose(got, expected, atol=2e-4)
+    assert np.abs(expected - calibration.probabilities(logits)).max() > 0.01  # the members' temperatures count
+    assert f"an ensemble of 3 models, {3 * parameter_count(adapter):,} parameters" in note
+    got, note = probs("--member", "hot", "--no-calibration")  # every model's own probabilities
+    np.testing.assert_allclose(got, calibration.probabilities(logits), atol=2e-4)
+
+    alone = (probs()[0], Path("out.jsonl").read_text())
+    member_of(adapter, tmp_path / "same", 1.0)
+    with_itself = (probs("--member", "same")[0], Path("out.jsonl").read_text())
+    assert with_itself[1] == alone[1]  # a model averaged with itself is the model alone, to the byte
+
+    member_of(adapter, tmp_path / "other", 1.0, classes=["Sports", "World", "Business", "Sci/Tech"])
+    with pytest.raises(UserError, match=r"other: classes \['Sports'.* differ from the fine-tuned model's"):
+        probs("--member", "same", "--member", "other")
+
+
+def test_member_save_and_list(workspace, capsys):
+    from llmclf import calibration
+
+    calibration.save_temperature("models/adapter", {"temperature": 1.5}, "models/calibration.json")
+    code, err = llmclf("member", "save", "first", capsys=capsys)
+    assert code == 0 and "dvc add models/members/first && git add models/members/first.dvc" in err, err
+    assert "dvc exp apply EXP && dvc checkout && llmclf member save EXP" in err
+    saved = workspace / "models" / "members" / "first"
+    assert snapshot(saved / "adapter") == {saved / p.relative_to(workspace / "models") : b
+                                           for p, b in snapshot(workspace / "models" / "adapter").items()}
+    assert (saved / "calibration.json").read_bytes() == Path("models/calibration.json").read_bytes()
+    code, err = llmclf("member", "save", "first", capsys=capsys)
+    assert code == 2 and "models/members/first: exists; give another name, or --force" in err
+    assert llmclf("member", "save", "first", "--force", capsys=capsys)[0] == 0
+
+    cli.main(["member", "list"])
+    lines = capsys.readouterr().out.splitlines()
+    base = json.loads((saved / "adapter" / "llmclf.json").read_text())["model"]["name"]
+    assert lines == ["name\tbase model\tparameters\tval temperature",
+                     f"first\t{base}\t{parameter_count('models/adapter'):,}\t1.5"]
+
+
+def test_evaluate_scores_the_ensemble_of_a_model_with_itself_as_the_model(adapter, tmp_path, monkeypatch):
+    from llmclf import calibration, ensemble, metrics
+    from llmclf.params import Inference
+
+    monkeypatch.chdir(tmp_path)
+    member_of(adapter, tmp_path / "models" / "members" / "self", 1.0)
+    texts, labels = synthetic_texts(5, seed=14)
+    frames = {"test": pd.DataFrame({"text": texts, "label": labels})}
+    logits = {"test": adapter_logits(adapter, texts)}
+    alone = metrics.evaluate(frames, logits, CLASSES).scores["test"]
+    size = parameter_count(adapter)
+    got = ensemble.evaluate(["models/members/self"], frames, {"test": calibration.probabilities(logits["test"])},
+                            CLASSES, size, Inference(batch_size=8, dense=False))
+    assert {k: got.record[k] for k in ("models", "parameters", "members")} == {
+        "models": 2, "parameters": 2 * size, "members": ["self"]}
+    assert got.record["test"]["accuracy"] == alone["accuracy"] and got.record["test"]["macro_f1"] == alone["macro_f1"]
+    assert got.record["test"]["ece"] == pytest.approx(alone["ece"], abs=1e-3)
+    assert list(got.evaluation.preds["test"]["pred"]) == list(logits["test"].argmax(axis=1))

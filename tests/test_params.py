@@ -230,6 +230,7 @@ def test_apply_accurate_then_overrides(project):
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     run["train"]["batch_scaling"] = "fixed"  # added since, at the value that trains as the run did
+    run["evaluate"]["members"] = []  # added since, at the value that scores no ensemble
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")

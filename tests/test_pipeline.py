@@ -428,3 +428,28 @@ def test_parallel_bench_compares_experiments_at_once_with_one_alone(repo, tmp_pa
         assert all(r["gpus_claimed"] == [] and set(r["accuracy"]) == {"val"} for r in p["runs"].values())
     assert result["speedup"] == round(result["together"]["experiments_per_hour"] / result["alone"]["experiments_per_hour"], 2)
     assert result["together"]["runs"]["b"]["overrides"][-1] == "lora.r=4"
+
+
+def test_an_ensemble_member_is_a_dep_of_evaluate_and_is_scored(repo):
+    """docs/accuracy.md's flow: the trained model saved as a member and tracked with `dvc add`, then an
+    experiment naming it in evaluate.members reruns only evaluate, which scores the ensemble (here the
+    model with itself: as the model alone); a changed member reruns evaluate again."""
+    run(["dvc", "repro"], repo)  # the pipeline's outputs in the workspace, as dvc.lock records them
+    out = run(["llmclf", "member", "save", "self"], repo)
+    assert "dvc add models/members/self" in out
+    run(["dvc", "add", "models/members/self"], repo)
+    run(["git", "add", "models/members/self.dvc", "models/members/.gitignore"], repo)
+    out = run(["dvc", "exp", "run", "-n", "with-self", "-S", "evaluate.members=[models/members/self]"], repo)
+    assert stages_run(out) == ["evaluate"]
+    evaluation = json.loads((repo / "metrics" / "eval.json").read_text())
+    ensemble = evaluation["ensemble"]
+    assert ensemble["models"] == 2 and ensemble["members"] == ["self"] and ensemble["parameters"] > 0
+    for split in ("test", "official_test"):
+        assert ensemble[split]["accuracy"] == evaluation[split]["accuracy"]
+        f1 = pd.read_csv(repo / "metrics" / "eval" / f"f1_{split}.csv")
+        assert list(f1["model"].unique())[-2:] == ["fine_tuned", "ensemble"]
+    assert "ensemble.test.accuracy" in run(["dvc", "metrics", "show"], repo)
+
+    calibration = repo / "models" / "members" / "self" / "calibration.json"
+    calibration.write_text(calibration.read_text().replace('"temperature": ', '"temperature": 1e-9 + '))
+    assert "models/members" in run(["dvc", "status", "evaluate"], repo)  # the edit (a broken file) is seen

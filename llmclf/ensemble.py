@@ -1,0 +1,156 @@
+"""Ensembles: trained models whose temperature-scaled probabilities are averaged.
+
+A member is a folder holding a trained adapter (`adapter/`, as `models/adapter`) and the temperature
+the evaluate stage fitted for it on val (`calibration.json`); `llmclf member save NAME` makes one in
+`models/members/NAME` from the workspace's trained model. An ensemble's probabilities are the mean of
+each model's softmax(logits / T). Its parameter count is the sum of every model's own: each runs its
+whole model (base, LoRA, head) at prediction time, so a base shared by two members counts twice.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import calibration, inference, metrics
+from .adapter import load_adapter, read_info
+from .atomic import atomic_path
+from .errors import UserError
+from .params import Inference
+
+MEMBERS = Path("models/members")  # the evaluate stage's dep in dvc.yaml: its members live here
+ADAPTER, CALIBRATION = "adapter", "calibration.json"  # inside a member folder
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a folder name, as `dvc exp` names experiments
+
+
+@dataclass(frozen=True)
+class Member:
+    folder: Path
+    classes: list[str]
+    base: str
+    max_length: int
+    temperature: float
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def adapter(self) -> Path:
+        return self.folder / ADAPTER
+
+
+def member(folder: str | Path) -> Member:
+    """A member folder checked without loading its model: a trained adapter and the temperature fitted for it."""
+    folder = Path(folder)
+    if not (folder / ADAPTER).is_dir():
+        raise UserError(f"{folder}: not an ensemble member (no {ADAPTER}/ in it); "
+                        "`llmclf member save NAME` makes one from the trained model")
+    info = read_info(folder / ADAPTER)
+    temperature, _ = calibration.load_temperature(folder / ADAPTER, folder / CALIBRATION, required=True)
+    return Member(folder, info["classes"], info["model"]["name"], info["model"]["max_length"], temperature)
+
+
+def members(folders: list[str | Path], classes: list[str]) -> list[Member]:
+    """The members in `folders`, all checked before any is loaded; their classes must be `classes`, in
+    that order: probabilities of different class lists cannot be averaged."""
+    found = [member(f) for f in folders]
+    for m in found:
+        if m.classes != list(classes):
+            raise UserError(f"{m.folder}: classes {m.classes} differ from the fine-tuned model's {list(classes)}; "
+                            "an ensemble's models must share one class list")
+    return found
+
+
+def save(name: str, adapter: str | Path, calibration_file: str | Path, force: bool = False,
+         root: Path = MEMBERS) -> Path:
+    """Copy a trained adapter and the calibration fitted for it into root/NAME, replacing it only with `force`."""
+    if not NAME.fullmatch(name):
+        raise UserError(f"{name!r}: not a member name; use letters, digits, '.', '_' and '-'")
+    read_info(adapter)
+    calibration.load_temperature(adapter, calibration_file, required=True)  # fitted for this very adapter
+    target = root / name
+    if target.exists() and not force:
+        raise UserError(f"{target}: exists; give another name, or --force to replace it")
+    with atomic_path(target, is_dir=True) as out:
+        shutil.copytree(adapter, out / ADAPTER)
+        shutil.copy2(calibration_file, out / CALIBRATION)
+    return target
+
+
+def saved(root: Path = MEMBERS) -> list[Path]:
+    """The member folders in `root`, by name (a placeholder file or `dvc add`'s .dvc files are not members)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+
+
+def parameters(model) -> int:
+    """A loaded model's parameters as it was trained: base, LoRA and head. A 4-bit weight counts the
+    values it holds (its unpacked shape, not its packed bytes); the frozen copy of the original head
+    that peft keeps beside the trained one is never run, so it is not counted. Call it before
+    `inference.classifier` merges LoRA into the weights."""
+    total = 0
+    for name, p in model.named_parameters():
+        if ".original_module." in name:
+            continue
+        shape = getattr(getattr(p, "quant_state", None), "shape", None)
+        total += math.prod(shape) if shape is not None else p.numel()
+    return total
+
+
+def mean_probabilities(probs: list[np.ndarray]) -> np.ndarray:
+    """The ensemble's probabilities: the mean of its models' (rows: texts, columns: classes)."""
+    return np.mean(np.stack(probs), axis=0)
+
+
+def member_probabilities(m: Member, texts: dict[str, list[str]], settings: Inference, max_length: int | None = None,
+                         calibrated: bool = True) -> tuple[dict[str, np.ndarray], int]:
+    """One member's probabilities of each group of texts (temperature-scaled unless not `calibrated`), and
+    its parameter count. It reads `max_length` tokens (default: its own training max_length); its model
+    is freed afterwards, so members are held in memory one at a time."""
+    model, tok, _ = load_adapter(m.adapter)
+    count = parameters(model)
+    predict = inference.classifier(model, tok, settings, max_length or m.max_length)
+    probs = {}
+    for key, group in texts.items():
+        logits = predict(group, f"{m.name}, {key}")
+        if not np.isfinite(logits).all():  # NaN would be averaged into every model's probabilities
+            raise UserError(f"{m.adapter}: the model scores texts as NaN or inf; its weights are broken")
+        probs[key] = calibration.probabilities(logits, m.temperature if calibrated else 1.0)
+    del model, predict
+    gc.collect()
+    return probs, count
+
+
+@dataclass
+class Scores:
+    evaluation: metrics.Evaluation  # the ensemble's scores, predictions and reports of each split
+    record: dict  # metrics/eval.json's `ensemble`: models, parameters, member names, each split's scores
+
+
+def evaluate(folders: list[str], frames: dict[str, pd.DataFrame], probs: dict[str, np.ndarray],
+             classes: list[str], own_parameters: int, settings: Inference) -> Scores:
+    """The evaluate stage's ensemble: the fine-tuned model (its temperature-scaled `probs` of each split,
+    `own_parameters`) and the members in `folders`, which must lie in models/members, the stage's dep."""
+    for f in folders:
+        if Path(f).resolve().parent != MEMBERS.resolve():
+            raise UserError(f"evaluate.members: {f} is not a folder in {MEMBERS}, which dvc.yaml lists as the "
+                            f"evaluate stage's dep; `llmclf member save NAME` saves one there")
+    found = members(folders, classes)
+    texts = {split: df["text"].tolist() for split, df in frames.items()}
+    all_probs, total = [probs], own_parameters
+    for m in found:
+        p, count = member_probabilities(m, texts, settings)
+        all_probs.append(p)
+        total += count
+    # log of the mean: metrics read scores through a softmax, which gives the mean back
+    mean = {s: np.log(np.maximum(mean_probabilities([p[s] for p in all_probs]), np.finfo(float).tiny))
+            for s in frames}
+    ev = metrics.evaluate(frames, mean, classes)
+    record = {"models": len(all_probs), "parameters": total, "members": [m.name for m in found]} | ev.scores
+    return Scores(ev, record)
