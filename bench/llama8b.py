@@ -104,7 +104,7 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
     p = params.parse(raw)
     reset_peak()
     start = time.perf_counter()
-    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=p.base.seed)
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=p.train.seed)
     sync()
     load_s = time.perf_counter() - start
     after_load = peak()
@@ -114,7 +114,7 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
     rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
     clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp:
-        args = trainers.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.base.seed)
+        args = trainers.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.train.seed)
         trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
                                         callbacks=[clock])
         trainer.train()

@@ -118,6 +118,12 @@ class Train(_Group):
     logging_steps: PosInt = 10
     checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
     num_processes: PosInt = 1  # >1: DDP, one process per GPU of one machine, under `accelerate launch`
+    # training's own seed (head and LoRA init, dropout, batch order); base.seed samples the splits, so a
+    # spread over train.seed varies training alone
+    seed: NonNegInt = 42
+    # >0: evaluation during training and the saved adapter use an exponential moving average of the LoRA
+    # and head weights: an average over the noisy end of the trajectory rather than its last step
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
 class Baseline(_Group):

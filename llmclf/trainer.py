@@ -13,6 +13,7 @@ from accelerate import PartialState
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
+from .averaging import WeightAveraging
 from .batching import collate
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
@@ -60,9 +61,9 @@ class WeightedLossTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-class ClassifierTrainer(BoundedMemory, WeightedLossTrainer):
-    """The weighted loss, with the memory levers (token-capped chunks, activation offload); a loss that is
-    not finite stops training."""
+class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
+    """The weighted loss, with the memory levers (token-capped chunks, activation offload) and weight
+    averaging (EMA); a loss that is not finite stops training."""
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -138,4 +139,4 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         processing_class=tok, data_collator=functools.partial(collate, pad_id=tok.pad_token_id),
         compute_metrics=compute_metrics,
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
-        offload_activations=train.offload_activations, callbacks=callbacks)
+        offload_activations=train.offload_activations, ema_decay=train.ema_decay, callbacks=callbacks)

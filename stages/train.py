@@ -41,9 +41,9 @@ with open("data/splits/summary.json", encoding="utf-8") as f:
     auto_weights = json.load(f)["class_weights"]
 
 args = trainers.training_args(p.train, CHECKPOINTS, len(train_df),
-                              bf16=compute_dtype(p.model) == torch.bfloat16, seed=p.base.seed)
+                              bf16=compute_dtype(p.model) == torch.bfloat16, seed=p.train.seed)
 main = args.process_index == 0
-model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.base.seed, device=args.device)
+model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.train.seed, device=args.device)
 dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
 if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
     model = dense_for_inference(model)

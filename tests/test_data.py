@@ -526,12 +526,14 @@ def test_sample_and_split_stages(tmp_path):
     assert "split: train: 20 rows" in r.stdout
     assert dot_entries(tmp_path / "data") == []
 
-    # the same params again give byte-identical outputs
+    # the same params again give byte-identical outputs, and so does another training seed
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     sampled_bytes = (tmp_path / "data" / "sampled.parquet").read_bytes()
-    assert run_stage("sample", tmp_path).returncode == 0 and run_stage("split", tmp_path).returncode == 0
-    assert (tmp_path / "data" / "sampled.parquet").read_bytes() == sampled_bytes
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == first
+    for extra in ("", "train:\n  seed: 7\n"):
+        (tmp_path / "params.yaml").write_text(PARAMS.format(train=5) + extra, encoding="utf-8")
+        assert run_stage("sample", tmp_path).returncode == 0 and run_stage("split", tmp_path).returncode == 0
+        assert (tmp_path / "data" / "sampled.parquet").read_bytes() == sampled_bytes
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == first
 
 
 def test_sample_stage_short_class_fails_cleanly(tmp_path):

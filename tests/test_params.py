@@ -229,8 +229,9 @@ def test_apply_accurate_then_overrides(project):
     # recorded before the inference group held evaluate's batch_size, max_batch_tokens and dense_inference
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
-    run["train"]["batch_scaling"] = "fixed"  # added since, at the value that trains as the run did
-    run["evaluate"]["members"] = []  # added since, at the value that scores no ensemble
+    # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
+    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0}
+    run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
     p = params.load("params.yaml")
