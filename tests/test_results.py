@@ -214,8 +214,7 @@ def test_multigpu_table_is_the_h200x2_run():
     assert run["gpus"] == ["NVIDIA H200", "NVIDIA H200"] and len(run["runs"]) == 1
     one = run["runs"][0]
     assert one["processes"] == 1 and one["train_steps"] == 250
-    c = cells("scale-out.md", "| 1 |")
-    assert c[1] == f"{one['train_examples_per_s']}"
+    c = cells("scale-out.md", f"| 1 | {one['train_examples_per_s']} |")
     assert (c[3], c[4]) == (f"{one['test']['accuracy']:.4f}", f"{one['official_test']['accuracy']:.4f}")
     assert c[5] == f"{one['peak_gpu_memory_gib']:.1f} GiB"
     # the 2-process run: its lines in the log (the second `train:` dict and the last test lines)
@@ -225,8 +224,7 @@ def test_multigpu_table_is_the_h200x2_run():
     assert two["processes"] == 2 and two["train_steps"] == 250
     tests = re.findall(r"(?m)^test: accuracy ([\d.]+)", log)
     officials = re.findall(r"(?m)^official_test: accuracy ([\d.]+)", log)
-    c = cells("scale-out.md", "| 2 |")
-    assert c[1] == f"{two['train_examples_per_s']}"
+    c = cells("scale-out.md", f"| 2 | {two['train_examples_per_s']} |")
     assert c[2].strip("*") == f"{two['train_examples_per_s'] / one['train_examples_per_s']:.2f}"
     assert (c[3], c[4]) == (tests[-1], officials[-1])
     assert c[5] == f"{two['peak_gpu_memory_gib']:.1f} GiB"
@@ -251,3 +249,37 @@ def test_base_model_sizes_are_basemodel_py():
         block = source.split(f'"{alias}": PyPIModel(')[1].split("PyPIModel(")[0]
         size = re.search(r'size="([\d.]+ MB)"', block)[1]
         assert f" | {size} | " in row("pipeline.md", f"| `{alias}`"), alias
+
+
+def test_weak_scaling_table_is_its_run():
+    run = load("bench/results/scale-out/multigpu-weak.json")
+    assert run["gpus"] == ["NVIDIA H200", "NVIDIA H200"] and "train.batch_scaling=weak" in run["overrides"]
+    assert len(run["runs"]) == 2
+    for r in run["runs"]:
+        c = [x.strip("*") for x in cells("scale-out.md", f"| {r['processes']} | {r['train_examples_per_s']} |")]
+        scaling = r["train_examples_per_s"] / run["runs"][0]["train_examples_per_s"]
+        assert c[:3] == [str(r["processes"]), str(r["train_examples_per_s"]), f"{scaling:.2f}" if r["processes"] > 1 else "1.0"]
+        assert int(c[3]) == r["effective_batch"] and float(c[4]) == round(r["effective_lr"], 5)
+        assert int(c[5]) == r["train_steps"]
+        assert (c[6], c[7]) == (f"{r['test']['accuracy']:.4f}", f"{r['official_test']['accuracy']:.4f}")
+        assert c[8] == f"{r['peak_gpu_memory_gib']:.1f} GiB"
+    change = run["comparisons"][0]["accuracy_change_points"]
+    assert f"{-change['test']} points on test and {-change['official_test']} on" in DOCS["scale-out.md"]
+
+
+def test_parallel_table_is_its_run():
+    run = load("bench/results/scale-out/parallel.json")
+    assert run["gpus"] == ["NVIDIA H200", "NVIDIA H200"]
+    for phase in ("alone", "together"):
+        p = run[phase]
+        c = cells("scale-out.md", f"| {phase} |")
+        runs = list(p["runs"].values())
+        assert c[1] == ", ".join(p["experiments"])
+        assert c[2] == ", ".join(",".join(r["gpus_claimed"]) for r in runs)
+        assert (float(c[3]), float(c[4])) == (p["wall_seconds"], p["experiments_per_hour"])
+        for i, stage in enumerate(("baseline", "train", "evaluate")):
+            assert c[5 + i] == ", ".join(str(r["stage_seconds"][stage]) for r in runs)
+    assert f"**{run['speedup']}×** the experiments per hour" in DOCS["scale-out.md"]
+    alone = sum(run["alone"]["runs"]["gpu-lr2e-3"]["stage_seconds"][s] for s in ("train", "evaluate"))
+    together = max(r["stage_seconds"]["train"] + r["stage_seconds"]["evaluate"] for r in run["together"]["runs"].values())
+    assert f"took {alone:.1f} s alone and at most\n{together:.1f} s side by side, {2 * alone / together:.2f}×" in DOCS["scale-out.md"]
