@@ -433,7 +433,7 @@ def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path
     def on_host(*args: str, **env: str) -> str:
         return run(["bash", "offline/run.sh", *args], host, **gpu, **env)
 
-    for name, r in (("tiny-r4", 4), ("tiny-r8", 8)):
+    for name, r in (("host-r4", 4), ("host-r8", 8)):  # names no other test gives an experiment
         on_host("dvc", "exp", "run", "--queue", "-n", name, "-S", "train.epochs=1", "-S", f"lora.r={r}",
                 "-S", "baseline.zero_shot=false")
     try:
@@ -451,8 +451,8 @@ def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path
                 for row in json.loads(out) for ex in row.get("experiments") or [] for e in ex["revs"]}
 
     theirs = shown(on_host("dvc", "exp", "show", "--json"))
-    assert set(theirs) == {"tiny-r4", "tiny-r8"}
-    assert theirs["tiny-r8"]["params"]["params.yaml"]["data"]["lora"]["r"] == 8
+    assert set(theirs) == {"host-r4", "host-r8"}
+    assert theirs["host-r8"]["params"]["params.yaml"]["data"]["lora"]["r"] == 8
     back = tmp_path / "back"
     on_host("push", str(back), "--piece-size", "1M")
     assert len(list(back.glob("exps.tar.*"))) > 1
@@ -460,12 +460,12 @@ def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path
     run(["bash", "offline/pull.sh", str(back)], repo, PY=sys.executable)
     ours = shown(run(["dvc", "exp", "show", "--json"], repo))
     assert {n: ours[n] for n in theirs} == theirs
-    assert 0 <= ours["tiny-r4"]["metrics"]["metrics/eval.json"]["data"]["test"]["accuracy"] <= 1
+    assert 0 <= ours["host-r4"]["metrics"]["metrics/eval.json"]["data"]["test"]["accuracy"] <= 1
     assert "offline" not in run(["dvc", "remote", "list"], repo)  # the pack's remote is gone with the pack
 
     adapter = Path("models/adapter/adapter_model.safetensors")
-    run(["dvc", "exp", "apply", "tiny-r8"], repo)
-    on_host("dvc", "exp", "apply", "tiny-r8")
+    run(["dvc", "exp", "apply", "host-r8"], repo)
+    on_host("dvc", "exp", "apply", "host-r8")
     assert (repo / adapter).read_bytes() == (host / adapter).read_bytes()
     assert yaml.safe_load((repo / "params.yaml").read_text())["lora"]["r"] == 8
 
