@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bundle for a GPU host without network (offline/README.md): the Python packages such a host usually
-# lacks (bitsandbytes, pydantic, gguf), the base models of MODELS and the SmolLM2 tokenizer, as one
-# payload in .gpu/ (git-ignored), optionally cut into pieces for a transfer with a size limit.
+# lacks (DVC and DVCLive with their dependencies, bitsandbytes, pydantic, gguf), the base models of
+# MODELS and the SmolLM2 tokenizer, as one payload in .gpu/ (git-ignored), optionally cut into pieces
+# for a transfer with a size limit.
 #   bash offline/prepare.sh                          # one piece: .gpu/1
 #   bash offline/prepare.sh --piece-size 60M         # pieces .gpu/1, .gpu/2, ... of at most 60 MiB
 #   MODELS="smollm2-135m-instruct all-minilm-l6-v2" bash offline/prepare.sh   # default: SmolLM2 only
@@ -21,16 +22,46 @@ while [ $# -gt 0 ]; do
 done
 
 rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/wheels
-# the versions installed in this checkout's .venv, for the GPU host's Python
-pins=$($PY - <<'PY'
-from importlib.metadata import version
-print(" ".join(f"{n}=={version(n)}" for n in
-      ["bitsandbytes", "pydantic", "pydantic-core", "annotated-types", "typing-inspection", "gguf"]))
+# the versions installed in this checkout's .venv, for the GPU host's Python: DVC and DVCLive with every
+# package they need (on the host's Python, Linux), and what the stages need beyond a torch install
+pins=$($PY - "$GPU_PY" <<'PY'
+import sys
+from importlib.metadata import distribution
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+host = {"python_version": sys.argv[1], "python_full_version": f"{sys.argv[1]}.0", "sys_platform": "linux",
+        "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+        "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+extras: dict[str, set[str]] = {}
+todo = [(name, set()) for name in ("dvc", "dvclive", "bitsandbytes", "pydantic", "gguf")]
+while todo:
+    name, wanted = todo.pop()
+    key = canonicalize_name(name)
+    if key in extras and wanted <= extras[key]:
+        continue
+    extras[key] = extras.get(key, set()) | wanted
+    if key in ("bitsandbytes", "gguf"):  # their dependencies (torch, numpy) are the host's
+        continue
+    for req in map(Requirement, distribution(name).requires or []):
+        if req.marker is None or any(req.marker.evaluate(host | {"extra": e}) for e in extras[key] or {""}):
+            todo.append((req.name, set(req.extras)))
+print(" ".join(f"{n}=={distribution(n).version}" for n in sorted(extras)))
 PY
 )
-python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version "$GPU_PY" --implementation cp \
-  --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-  -d .gpu/wheels $pins 2>&1 | grep -v "is ignored" || true
+# wheels for the host where PyPI has them; a package published as source only is built here, and must be
+# pure Python (a wheel for any Python)
+python3 -m pip download --quiet --no-deps --prefer-binary --python-version "$GPU_PY" --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 -d .gpu/wheels $pins 2>&1 | grep -v "is ignored" || true
+for sdist in .gpu/wheels/*.tar.gz; do
+  [ -e "$sdist" ] || continue
+  python3 -m pip wheel --quiet --no-deps -w .gpu/wheels "$sdist" && rm "$sdist"
+done
+if ls .gpu/wheels/*.whl | grep -v -e 'manylinux[^/]*\.whl$' -e '-none-any\.whl$'; then
+  echo "error: the wheels above are not for the GPU host (Python $GPU_PY, manylinux x86_64)" >&2; exit 2
+fi
+[ "$(ls .gpu/wheels/*.whl | wc -l)" = "$(echo $pins | wc -w)" ] || { echo "error: a package is missing" >&2; exit 2; }
 for w in .gpu/wheels/*.whl; do unzip -q -o "$w" -d .gpu/payload/site; done
 find .gpu/payload/site/bitsandbytes -name 'libbitsandbytes_*.so' ! -name '*cuda130.so' -delete
 rm -rf .gpu/wheels

@@ -5,6 +5,10 @@
 #   bash offline/run.sh bench [args]       # bench/benchmark.py on the AG News splits
 #   bash offline/run.sh multigpu [args]    # bench/multigpu.py (1 vs 2 GPUs) on the same splits
 #   bash offline/run.sh sweep [args]       # offline/sweep.py: experiments side by side, packed for import
+#   bash offline/run.sh dvc ARGS           # DVC: dvc exp run --queue ..., dvc queue start -j N, dvc exp show
+#   bash offline/run.sh push DIR [--piece-size SIZE] [EXP... | -A]   # the experiments of HEAD (or EXP...,
+#                                          # or all) as DVC pushes them, packed in DIR/exps.tar (or pieces
+#                                          # .00, .01, ...) for offline/pull.sh on a machine with the checkout
 #   bash offline/run.sh start CMD [args]   # any command above, detached: it outlives the shell
 #                                          # that started it (a new session); log and pid in $JOB
 #   bash offline/run.sh wait SECONDS       # until the started job ends or SECONDS pass; its log's tail
@@ -15,11 +19,19 @@
 #   bash offline/run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAGE=/tmp/llmclf-gpu
+STAGE=${LLMCLF_GPU:-/tmp/llmclf-gpu}  # where receive unpacks the bundle
 SWEEP=${SWEEP:-$STAGE/sweep}  # other folders (SWEEP=, JOB=): a second started sweep beside the first
 JOB=${JOB:-$STAGE/job}
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
+export HF_DATASETS_OFFLINE=1 DVC_NO_ANALYTICS=1
+# the commands DVC calls by name: `dvc` (queue workers, each experiment's run) and `python` (the stages)
+mkdir -p "$STAGE/bin" && export PATH="$STAGE/bin:$PATH"
+py=$(command -v python3)
+for tool in "dvc:$py -m dvc" "python:$py"; do  # replaced whole, not rewritten: a running worker may exec it
+  printf '#!/bin/sh\nexec %s "$@"\n' "${tool#*:}" > "$STAGE/bin/.${tool%%:*}.$$"
+  chmod +x "$STAGE/bin/.${tool%%:*}.$$" && mv "$STAGE/bin/.${tool%%:*}.$$" "$STAGE/bin/${tool%%:*}"
+done
 cmd=${1:-}; shift || true
 case "$cmd" in
   receive)
@@ -48,6 +60,24 @@ open('params.yaml', 'w').write(text)"  # the tutorial's rows
     python3 "$script" "$@";;
   sweep)
     mkdir -p "$SWEEP"; python3 offline/sweep.py --work "$SWEEP" "$@";;
+  dvc)
+    # each stage runs in its experiment's copy of the project (.dvc/tmp/exps/...) and imports that copy's llmclf
+    export PYTHONPATH="$STAGE/site:."
+    dvc "$@";;
+  push)
+    dest=$1; shift; piece=0
+    [ "${1:-}" = --piece-size ] && { piece=$2; shift 2; }
+    out="$STAGE/exps"; rm -rf "$out" "$dest"/exps.tar*; mkdir -p "$out" "$dest"
+    export PYTHONPATH="$STAGE/site"
+    # DVC's transport into folders: a bare git repository for the experiments' commits (made with dulwich:
+    # the host may lack git) and a DVC remote for their outputs
+    python3 -c "import sys; from dulwich.repo import Repo; Repo.init_bare(sys.argv[1], mkdir=True)" "$out/git"
+    dvc remote add --local --force offline "$out/dvc"
+    dvc exp push --remote offline "$out/git" "$@"
+    dvc remote remove --local offline
+    if [ "$piece" = 0 ]; then tar -cf "$dest/exps.tar" -C "$out" git dvc
+    else tar -cf - -C "$out" git dvc | split -b "$piece" -d -a 2 - "$dest/exps.tar."; fi
+    rm -rf "$out"; ls -la "$dest"/exps.tar*;;
   start)
     mkdir -p "$JOB"; setsid nohup bash "$PWD/offline/run.sh" "$@" > "$JOB/log" 2>&1 < /dev/null &
     echo $! > "$JOB/pid"; sleep 10; cat "$JOB/log";;
@@ -79,5 +109,5 @@ open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "evaluate.
     python3 stages/evaluate.py 2>&1 | tee evaluate.log | grep -E '^(ensemble of .*, )?(val|official_test): ';;
   py)
     python3 "$@";;
-  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | py SCRIPT [args]" >&2; exit 2;;
+  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | dvc ARGS | push DIR [--piece-size SIZE] [EXP...] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | py SCRIPT [args]" >&2; exit 2;;
 esac

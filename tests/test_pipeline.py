@@ -411,6 +411,65 @@ def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
         assert all(ours[s]["accuracy"] == theirs[s]["accuracy"] for s in splits)
 
 
+def without_git(tmp_path: Path) -> str:
+    """A PATH with the venv's bin and every other command but git: the GPU host may have none."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        for tool in Path(folder).glob("*") if Path(folder).is_dir() else []:
+            if not tool.name.startswith("git") and not (tools / tool.name).exists():
+                (tools / tool.name).symlink_to(tool)
+    return f"{Path(sys.executable).parent}:{tools}"
+
+
+def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path):
+    """offline/run.sh on a host without git: DVC's queue runs two experiments at once, `push` packs them (git
+    commits and outputs, as `dvc exp push` sends them) in pieces; offline/pull.sh brings them into the
+    checkout they came from as DVC experiments with the host's params and metrics and the same adapter."""
+    host = tmp_path / "host"
+    run(["git", "clone", "-q", str(repo), str(host)], repo)  # the checkout, as copied to the host
+    gpu = {"LLMCLF_GPU": str(tmp_path / "gpu"), "PATH": without_git(tmp_path)}
+
+    def on_host(*args: str, **env: str) -> str:
+        return run(["bash", "offline/run.sh", *args], host, **gpu, **env)
+
+    for name, r in (("host-r4", 4), ("host-r8", 8)):  # names no other test gives an experiment
+        on_host("dvc", "exp", "run", "--queue", "-n", name, "-S", "train.epochs=1", "-S", f"lora.r={r}",
+                "-S", "baseline.zero_shot=false")
+    try:
+        run(["bash", "offline/run.sh", "dvc", "queue", "start", "-j", "2"], host, capture=False, OMP_NUM_THREADS="1", **gpu)
+        deadline = time.monotonic() + 600
+        while re.search(r"\b(Queued|Running)\b", status := on_host("dvc", "queue", "status")):
+            assert time.monotonic() < deadline, "the queued experiments did not finish within 10 minutes"
+            time.sleep(3)
+    finally:
+        on_host("dvc", "queue", "stop", "--kill")
+    assert status.count("Success") == 2, status
+
+    def shown(out: str) -> dict:  # name: params and metrics, as `dvc exp show --json` has them
+        return {e["name"]: {k: e["data"][k] for k in ("params", "metrics")}
+                for row in json.loads(out) for ex in row.get("experiments") or [] for e in ex["revs"]}
+
+    theirs = shown(on_host("dvc", "exp", "show", "--json"))
+    assert set(theirs) == {"host-r4", "host-r8"}
+    assert theirs["host-r8"]["params"]["params.yaml"]["data"]["lora"]["r"] == 8
+    back = tmp_path / "back"
+    on_host("push", str(back), "--piece-size", "1M")
+    assert len(list(back.glob("exps.tar.*"))) > 1
+
+    run(["bash", "offline/pull.sh", str(back)], repo, PY=sys.executable)
+    ours = shown(run(["dvc", "exp", "show", "--json"], repo))
+    assert {n: ours[n] for n in theirs} == theirs
+    assert 0 <= ours["host-r4"]["metrics"]["metrics/eval.json"]["data"]["test"]["accuracy"] <= 1
+    assert "offline" not in run(["dvc", "remote", "list"], repo)  # the pack's remote is gone with the pack
+
+    adapter = Path("models/adapter/adapter_model.safetensors")
+    run(["dvc", "exp", "apply", "host-r8"], repo)
+    on_host("dvc", "exp", "apply", "host-r8")
+    assert (repo / adapter).read_bytes() == (host / adapter).read_bytes()
+    assert yaml.safe_load((repo / "params.yaml").read_text())["lora"]["r"] == 8
+
+
 def test_parallel_bench_compares_experiments_at_once_with_one_alone(repo, tmp_path):
     """bench/parallel.py: the first experiment alone, the next two at once; experiments per hour of each
     phase from its wall time, every run's metrics beside it (no GPU: nothing is claimed)."""
