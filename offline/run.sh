@@ -41,7 +41,9 @@ case "$cmd" in
     if [ -f ".gpu/$n/sha256" ]; then
       [ "$(sha256sum < "$STAGE/payload.tar" | cut -d' ' -f1)" = "$(cat ".gpu/$n/sha256")" ] \
         || { echo "error: payload sha256 mismatch: send the pieces again from 1" >&2; exit 2; }
-      tar -xf "$STAGE/payload.tar" -C "$STAGE" && rm "$STAGE/payload.tar"
+      # xz-compressed; unpacked by Python's lzma, so the host needs no xz program
+      python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
+        "$STAGE/payload.tar" "$STAGE" && rm "$STAGE/payload.tar"
       echo "unpacked:"; du -sh "$STAGE"/*
     else
       echo "received piece $n"
