@@ -30,7 +30,8 @@ def gpu_count() -> int:
 
 def claim(processes: int = 1) -> list[int]:
     """Lock `processes` GPUs no other run holds (waiting while there are not enough free) for this process's
-    life, its exec'd successor's and its children's (DDP workers), and set CUDA_VISIBLE_DEVICES to them.
+    life, its exec'd successor's and its children's (DDP workers), set CUDA_VISIBLE_DEVICES to them, and
+    the CPU thread pools to a process's share of the cores (`share_cores`).
     Nothing to choose where CUDA_VISIBLE_DEVICES is set (the user's choice), under a launcher (LOCAL_RANK:
     the launching process claimed), with fewer than two GPUs (runs share the one), or with fewer GPUs than
     processes (`train.num_processes` reports that)."""
@@ -53,8 +54,27 @@ def claim(processes: int = 1) -> list[int]:
             waited = True
         time.sleep(POLL_SECONDS)
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpus))
-    print(f"gpus: GPU {os.environ['CUDA_VISIBLE_DEVICES']} of {total}", file=sys.stderr, flush=True)
+    threads = share_cores(total)
+    print(f"gpus: GPU {os.environ['CUDA_VISIBLE_DEVICES']} of {total}, {threads} CPU threads a process",
+          file=sys.stderr, flush=True)
     return gpus
+
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")  # torch's, MKL's and OpenBLAS's pools
+
+
+def share_cores(total_gpus: int) -> int:
+    """Give each process (one a GPU) its share of the CPU cores: runs side by side would otherwise each
+    start one thread per core, and the oversubscribed cores slow the CPU-side work of all of them (the
+    TF-IDF baseline's search, model loading). Set before torch or numpy is imported, which read these
+    once; OMP_NUM_THREADS set by the user wins. Returns the threads a process gets."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return int(os.environ["OMP_NUM_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // total_gpus)
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, str(threads))
+    return threads
 
 
 def _lock_free(folder: Path, total: int, n: int) -> list[int]:

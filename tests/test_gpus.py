@@ -79,3 +79,20 @@ def test_nothing_to_choose(monkeypatch, tmp_path):
     monkeypatch.setattr(gpus, "gpu_count", lambda: 2)
     assert gpus.claim() == [] and "CUDA_VISIBLE_DEVICES" not in os.environ
     assert list(tmp_path.iterdir()) == []
+
+
+
+def test_a_claim_gives_each_process_its_share_of_the_cores(tmp_path):
+    """Runs side by side on 2 GPUs each get half the cores for torch's and BLAS's threads (torch reads the
+    variable once, when imported after the claim); a count the user set is kept."""
+    code = ("import os; from llmclf import gpus; gpus.gpu_count = lambda: 2; gpus.claim(); import torch; "
+            "print(os.environ['OMP_NUM_THREADS'], os.environ.get('OPENBLAS_NUM_THREADS'), torch.get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", *gpus.THREAD_VARS)}
+    env["LLMCLF_GPU_LOCKS"] = str(tmp_path)
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == [share, share, share]
+    assert f"{share} CPU threads a process" in run.stderr
+    run = subprocess.run([sys.executable, "-c", code], env=env | {"OMP_NUM_THREADS": "2"},
+                         capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["2", "None", str(min(2, len(os.sched_getaffinity(0))))]
