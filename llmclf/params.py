@@ -140,17 +140,6 @@ class Train(_Group):
             raise ValueError("must be strictly ascending, e.g. [64, 128, 256, 512]")
         return buckets
 
-    @model_validator(mode="after")
-    def _compilable(self) -> "Train":
-        if self.compile == "none":
-            return self
-        for refused, why in [(not self.length_buckets, "needs train.length_buckets (a graph per shape)"),
-                             (self.gradient_checkpointing, "does not work with train.gradient_checkpointing"),
-                             (self.offload_activations, "does not work with train.offload_activations")]:
-            if refused:
-                raise ValueError(f"train.compile: {self.compile} {why}")
-        return self
-
 
 class Baseline(_Group):
     tfidf: bool = True  # TF-IDF + logistic regression fitted on the train split
@@ -215,6 +204,20 @@ class Params(_Group):
                             ("baseline.zero_shot_labels", self.baseline.zero_shot_labels)]:
             if isinstance(values, list) and len(values) != k:
                 raise ValueError(f"{key}: {len(values)} values for the {k} data.classes; give one per class")
+        return self
+
+    @model_validator(mode="after")
+    def _compilable(self) -> "Params":
+        t = self.train
+        if t.compile == "none":
+            return self
+        for refused, why in [
+                (not t.length_buckets, "needs train.length_buckets: without them every batch length is a new graph"),
+                # a graph that copies to host memory is not replayed as a CUDA graph: the mode would buy nothing
+                (t.compile == "reduce-overhead" and t.offload_activations,
+                 "does not go with train.offload_activations; set it false")]:
+            if refused:
+                raise ValueError(f"train.compile: {t.compile} {why}")
         return self
 
     @model_validator(mode="after")

@@ -144,8 +144,8 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     return ClassifierTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
-        processing_class=tok, data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
-        compute_metrics=compute_metrics,
+        processing_class=tok, compute_metrics=compute_metrics,
+        data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
         offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
         ema_decay=train.ema_decay, callbacks=callbacks)
