@@ -1,6 +1,7 @@
 """Speed levers that keep the plain path's numbers: the dense base (NF4 dequantized once), the padding
-collator, the cached FLOP count, the fused optimizer and no per-step nan/inf check. Levers that change
-the math (batch size, learning rate, 16-bit frozen layers) are judged by the benchmark's accuracy."""
+collator, the cached FLOP count, the fused optimizer, no per-step nan/inf check, length buckets and the
+compiled step. Levers that change the math (batch size, learning rate, 16-bit frozen layers) are judged by
+the benchmark's accuracy."""
 import gc
 import time
 
