@@ -1,21 +1,32 @@
 """Batches of token rows: length-sorted, capped by rows and padded tokens, right-padded into tensors."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 
+def padded_length(length: int, buckets: Sequence[int]) -> int:
+    """The smallest of the ascending `buckets` that holds `length`; the length itself past them or without any."""
+    return next((b for b in buckets if b >= length), length)
+
+
+def rows_within(length: int, batch_size: int, max_tokens: int = 0) -> int:
+    """How many rows of `length` padded tokens a batch holds: `batch_size`, fewer if `max_tokens` > 0 caps
+    rows x length (one row at least)."""
+    return min(batch_size, max(1, max_tokens // max(1, length))) if max_tokens else batch_size
+
+
 def token_batches(lengths: list[int], batch_size: int, max_tokens: int = 0) -> Iterator[np.ndarray]:
     """Indices in batches of similar length, longest first (an out-of-memory shows at once). `max_tokens`
-    > 0 also caps a batch's padded tokens (rows x its longest row; one row at least), so activation memory
-    is bounded by tokens rather than rows: long texts go in smaller batches."""
+    > 0 also caps a batch's padded tokens (rows_within), so activation memory is bounded by tokens rather
+    than rows: long texts go in smaller batches."""
     order = np.argsort(lengths, kind="stable")[::-1]
     start = 0
     while start < len(order):
-        rows = min(batch_size, max(1, max_tokens // max(1, lengths[order[start]]))) if max_tokens else batch_size
+        rows = rows_within(lengths[order[start]], batch_size, max_tokens)
         yield order[start:start + rows]
         start += rows
 
@@ -28,17 +39,36 @@ def length_sorted_batches(lengths: list[int], batch_size: int, desc: str, max_to
             bar.update(len(idx))
 
 
-def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id rows as one right-padded batch and its attention mask."""
+def pad_right(rows: list[list[int]], pad_id: int, buckets: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as one right-padded batch and its attention mask, as wide as its longest row or, with
+    `buckets`, as the smallest bucket that holds it."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    mask = np.arange(lengths.max()) < lengths[:, None]
+    mask = np.arange(padded_length(int(lengths.max()), buckets)) < lengths[:, None]
     ids = np.full(mask.shape, pad_id, dtype=np.int64)
     ids[mask] = np.fromiter((t for row in rows for t in row), dtype=np.int64, count=int(lengths.sum()))
     return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
-def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict[str, torch.Tensor]:
     """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
-    DataCollatorWithPadding gives, without the tokenizer's per-row padding."""
-    ids, mask = pad_right([r["input_ids"] for r in rows], pad_id)
+    DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right."""
+    ids, mask = pad_right([r["input_ids"] for r in rows], pad_id, buckets)
     return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows])}
+
+
+IGNORED = -100  # the label of a filler row: cross_entropy's ignore_index, so the loss never counts it
+
+
+def fill_rows(batch: dict[str, torch.Tensor], rows: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """`batch` with filler rows appended up to `rows`: pad tokens, the first one attended (no row without
+    any key to attend to), labelled IGNORED. Each row's attention and pooling are its own, so the loss and
+    its gradients do not change; only the shape is fixed."""
+    n = rows - len(batch["labels"])
+    if n <= 0:
+        return batch
+    ids = batch["input_ids"].new_full((n, batch["input_ids"].shape[1]), pad_id)
+    mask = torch.zeros_like(ids)
+    mask[:, 0] = 1
+    return batch | {"input_ids": torch.cat([batch["input_ids"], ids]),
+                    "attention_mask": torch.cat([batch["attention_mask"], mask]),
+                    "labels": torch.cat([batch["labels"], batch["labels"].new_full((n,), IGNORED)])}

@@ -65,6 +65,12 @@ class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
     """The weighted loss, with the memory levers (token-capped chunks, activation offload) and weight
     averaging (EMA); a loss that is not finite stops training."""
 
+    def _build_accelerator_args(self, **kwargs):
+        args = super()._build_accelerator_args(**kwargs)
+        if self.args.torch_compile:  # a graph per length bucket, not one recompiled with dynamic shapes
+            args["dynamo_plugin"].dynamic = False
+        return args
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
         # the Trainer itself would log the previous losses' mean instead and go on to save NaN weights
@@ -115,6 +121,8 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False, use_cpu=use_cpu,
         optim=train.optimizer, logging_nan_inf_filter=train.nan_inf_filter,
         ddp_find_unused_parameters=False,  # LoRA and the head all take part in every step: no search each step
+        torch_compile=train.compile != "none",
+        torch_compile_mode=None if train.compile in ("none", "default") else train.compile,
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if train.group_by_length:  # the option's name changed within transformers 5
@@ -136,7 +144,8 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     return ClassifierTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
-        processing_class=tok, data_collator=functools.partial(collate, pad_id=tok.pad_token_id),
-        compute_metrics=compute_metrics,
+        processing_class=tok, compute_metrics=compute_metrics,
+        data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
-        offload_activations=train.offload_activations, ema_decay=train.ema_decay, callbacks=callbacks)
+        offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
+        ema_decay=train.ema_decay, callbacks=callbacks)
