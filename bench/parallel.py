@@ -1,6 +1,6 @@
 """Experiments side by side, one GPU each, against one after another: experiments per hour on a host
 with several GPUs. Each stage claims a GPU no other run holds (llmclf/gpus.py), as it does under
-`dvc queue start -j N`; here the experiments run through offline/sweep.py, DVC's stage order without DVC.
+`dvc queue start -j N`; this benchmark runs them through offline/sweep.py, DVC's stage order without DVC.
 
     python bench/parallel.py --plan offline/plans/parallel.yaml --work /tmp/parallel --out parallel.json
 

@@ -24,7 +24,7 @@ from .atomic import atomic_path
 from .errors import UserError
 from .params import Inference
 
-MEMBERS = Path("models/members")  # the evaluate stage's dep in dvc.yaml: its members live here
+MEMBERS = Path("models/members")  # the evaluate stage's dep in dvc.yaml, which holds the members
 ADAPTER, CALIBRATION = "adapter", "calibration.json"  # inside a member folder
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a folder name, as `dvc exp` names experiments
 

@@ -49,8 +49,8 @@ while todo:
 print(" ".join(f"{n}=={distribution(n).version}" for n in sorted(extras)))
 PY
 )
-# wheels for the host where PyPI has them; a package published as source only is built here, and must be
-# pure Python (a wheel for any Python)
+# wheels for the host where PyPI has them; a package published as source only is built while preparing
+# the bundle, and must be pure Python (a wheel for any Python)
 python3 -m pip download --quiet --no-deps --prefer-binary --python-version "$GPU_PY" --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 -d .gpu/wheels $pins 2>&1 | grep -v "is ignored" || true
