@@ -1,5 +1,5 @@
-"""Llama-3-8B's shape through this project's QLoRA path on one GPU, to size memory and time at the
-tutorial's real scale. Llama-3-8B's weights cannot be had offline, its shape can: random bf16
+"""Llama-3-8B's shape through this project's QLoRA path on one GPU (or several, DDP), to size memory
+and time at the tutorial's real scale. Llama-3-8B's weights cannot be had offline, its shape can: random bf16
 weights (accuracy means nothing and is not reported), AG News texts as inputs.
 
     bash offline/run.sh py bench/llama8b.py --out $OUT/llama8b.json
@@ -15,12 +15,26 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
    - project: presets/small-gpu.yaml (batch 64, no checkpointing, length-grouped), dense inference in
      sorted batches of 256;
    - project-checkpointing: the same with gradient checkpointing on, for smaller cards.
+3. --processes 1 2: one setting's training alone (no prediction) on each process count in turn, each
+   run a fresh `python bench/llama8b.py --run N` that `llmclf.distributed.relaunch` turns into N DDP
+   processes (one GPU each), as the train stage does; every process loads the model folder built in
+   step 1. --batch-scaling fixed (the default) keeps the effective batch and the steps of one process;
+   weak gives each process the whole batch. Each run records its examples/s (the slowest process's
+   time), steps and every rank's peak GPU memory; each run after the first its scaling against it
+   (bench/multigpu.py's comparison, without accuracy):
+
+    bash offline/run.sh py bench/llama8b.py --settings project --processes 1 2 --steps 20 --out llama8b-ddp.json
+
+   20 steps are sized for 6 minutes on 2 H200s: the build (18.5 s on one H200), then per run the
+   imports and each process's load and quantize (up to a minute) and 20 steps of batch 64 (5 of them
+   warm-up; not timed yet with small-gpu's activation offload at this size).
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,13 +42,15 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from accelerate.utils import gather_object
 from transformers import LlamaConfig, LlamaForSequenceClassification, TrainerCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchmark import device_name, sync, tutorial_predict  # noqa: E402
-from llmclf import hardware, inference, params, presets, readers, trainer as trainers  # noqa: E402
+from multigpu import compare  # noqa: E402
+from llmclf import distributed, hardware, inference, params, presets, readers, trainer as trainers  # noqa: E402
 from llmclf.dense import dense_for_inference  # noqa: E402
 from llmclf.loading import load_classifier  # noqa: E402
 from llmclf.lora import add_lora  # noqa: E402
@@ -97,39 +113,53 @@ class StepClock(TrainerCallback):
         self.times.append(time.perf_counter())
 
 
-def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int) -> dict:
+def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, processes: int = 1,
+                  batch_scaling: str = "fixed"):
+    """Load, add LoRA and train `steps` optimizer steps in this process, one of `processes`: the run's
+    numbers (every rank's memory and time gathered), with the trainer, tokenizer and params."""
     presets_, overrides = SETTINGS[name]
     raw = presets.compose(presets_, [f"model.name={folder}", "train.eval_each_epoch=false",
-                                    "train.checkpoint_steps=0", *overrides])
+                                    "train.checkpoint_steps=0", *overrides, f"train.batch_scaling={batch_scaling}"])
     p = params.parse(raw)
-    reset_peak()
-    start = time.perf_counter()
-    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=p.train.seed)
-    sync()
-    load_s = time.perf_counter() - start
-    after_load = peak()
-    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
-
-    n = steps * p.train.batch_size
-    rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
+    n = steps * distributed.per_device_batches(p.train, processes)[0] * processes  # `steps` effective batches
     clock = StepClock()
     with tempfile.TemporaryDirectory() as tmp:
-        args = trainers.training_args(p.train, tmp, len(rows), bf16=torch.cuda.is_available(), seed=p.train.seed)
+        # first: under DDP it joins the process group and picks this process's GPU, where the model loads
+        args = trainers.training_args(p.train, tmp, n, bf16=torch.cuda.is_available(), seed=p.train.seed)
+        reset_peak()
+        start = time.perf_counter()
+        model, tok = load_classifier(p.model, p.quant, CLASSES, seed=p.train.seed, device=args.device)
+        sync()
+        load_s = time.perf_counter() - start
+        after_load = peak()
+        model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
+        rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
         trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
                                         callbacks=[clock])
         trainer.train()
-    timed = rows[warmup * p.train.batch_size:]
-    train_s = clock.times[-1] - clock.times[warmup - 1]
-    train_peak = peak()
+    effective = args.per_device_train_batch_size * args.world_size
+    timed = rows[warmup * effective:]
+    ranks = gather_object([{"rank": args.process_index, "load_and_quantize_seconds": round(load_s, 1),
+                            "memory_after_load_gib": gib(after_load), "train_peak_gpu_memory_gib": gib(peak()),
+                            "train_seconds_timed": clock.times[-1] - clock.times[warmup - 1]}])
+    train_s = max(r["train_seconds_timed"] for r in ranks)  # the slowest process sets the pace
     out = {"setting": name, "presets": presets_, "overrides": overrides,
            "batch_size": p.train.batch_size, "gradient_checkpointing": p.train.gradient_checkpointing,
-           "load_and_quantize_seconds": round(load_s, 1), "memory_after_load_gib": gib(after_load),
-           "train_steps_timed": steps - warmup,
+           "processes": args.world_size, "batch_scaling": p.train.batch_scaling, "effective_batch": effective,
+           "train_steps": trainer.state.global_step, "train_steps_timed": steps - warmup,
            "train_examples_per_s": round(len(timed) / train_s, 2),
            "train_tokens_per_s": round(sum(len(r["input_ids"]) for r in timed) / train_s, 1),
-           "train_peak_gpu_memory_gib": gib(train_peak)}
+           **{k: ranks[0][k] for k in ("load_and_quantize_seconds", "memory_after_load_gib",
+                                       "train_peak_gpu_memory_gib")},  # rank 0's; "ranks": each one's
+           "ranks": [r | {"train_seconds_timed": round(r["train_seconds_timed"], 2)} for r in ranks]}
+    return out, trainer, tok, p
 
+
+def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int) -> dict:
+    out, trainer, tok, p = train_setting(name, folder, texts, labels, steps, warmup)
+    n = steps * out["effective_batch"]  # the rows after the training rows
     infer = texts[n:n + n_infer]
+    model = trainer.model
     model.eval()
     reset_peak()
     if name == "tutorial":  # its loop: 32 rows at a time in data order, on the 4-bit model with LoRA
@@ -149,6 +179,27 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
     return out
 
 
+def run_processes(args, n: int, out: Path) -> None:
+    """One training run on n processes, as its own `--run n` invocation (relaunch exits the process it runs in)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--run", str(n), "--out", str(out),
+           "--settings", *args.settings, "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--model-dir", str(args.model_dir), "--train-csv", str(args.train_csv),
+           "--batch-scaling", args.batch_scaling]
+    done = subprocess.run(cmd)
+    if done.returncode:
+        sys.exit(f"error: the run on {n} process(es) failed (exit status {done.returncode}); its output is above")
+
+
+def worker(args) -> None:
+    """--run N: N DDP processes under `accelerate launch` (none for 1); rank 0 writes the run to --out."""
+    distributed.relaunch(args.run)
+    frame = readers.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
+    out, trainer, _, _ = train_setting(args.settings[0], args.model_dir, frame["text"].tolist(),
+                                       frame["label"].tolist(), args.steps, args.warmup, args.run, args.batch_scaling)
+    distributed.on_main_process(args.out.write_text, json.dumps(out, indent=2) + "\n")
+    trainer.accelerator.end_training()  # the process group down cleanly
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
@@ -160,13 +211,32 @@ def main() -> None:
     ap.add_argument("--infer", type=int, default=1024, help="rows to predict")
     ap.add_argument("--model-dir", type=Path, default=Path("/tmp/llama3-8b-shape"))
     ap.add_argument("--shape", choices=list(SHAPES), default="llama3-8b")
+    ap.add_argument("--processes", nargs="+", type=int, default=[],
+                    help="training alone on each process count (DDP), first the reference; one setting")
+    ap.add_argument("--batch-scaling", choices=["fixed", "weak"], default="fixed", help="train.batch_scaling")
+    ap.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)  # one run of --processes
     args = ap.parse_args()
-    frame = readers.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
-    texts, labels = frame["text"].tolist(), frame["label"].tolist()
+    if args.run:
+        return worker(args)
+    if args.processes and (len(args.settings) != 1 or min(args.processes) < 1):
+        ap.error("--processes measures one setting (name it with --settings) on counts of 1 or more")
     result = {"device": device_name(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "shape": args.shape, "config": SHAPES[args.shape]}
     if not (args.model_dir / "config.json").is_file():
         result |= build(args.model_dir, args.tokenizer, SHAPES[args.shape])
+    if args.processes:
+        result |= {"gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+                   "runs": [], "comparisons": []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in args.processes:
+                run_processes(args, n, Path(tmp) / f"{n}.json")
+                result["runs"].append(json.loads((Path(tmp) / f"{n}.json").read_text()))
+                result["comparisons"] = compare(result["runs"])
+                args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each: a timeout keeps the rest
+        print(json.dumps(result["comparisons"], indent=2))
+        return
+    frame = readers.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
+    texts, labels = frame["text"].tolist(), frame["label"].tolist()
     result["results"] = []
     for name in args.settings:
         result["results"].append(run_setting(name, args.model_dir, texts, labels, args.steps, args.warmup, args.infer))

@@ -80,6 +80,27 @@ def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_pat
         assert r["train_tokens_per_s"] > r["train_examples_per_s"]  # several tokens a row
 
 
+
+def test_llama8b_benchmark_measures_one_and_two_processes(tiny_model, tmp_path):
+    """--processes 1 2: the DDP path (relaunch, two CPU processes over gloo) on the tiny shape, one JSON."""
+    out = tmp_path / "llama8b-ddp.json"
+    cmd = [sys.executable, "bench/llama8b.py", "--shape", "tiny", "--steps", "3", "--warmup", "1",
+           "--settings", "project", "--processes", "1", "2", "--tokenizer", str(tiny_model),
+           "--model-dir", str(tmp_path / "m"), "--train-csv", str(AG_NEWS / "train.csv"), "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    one, two = result["runs"]
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert [r["rank"] for r in one["ranks"]] == [0] and [r["rank"] for r in two["ranks"]] == [0, 1]
+    for run in (one, two):
+        assert run["effective_batch"] == 64 and run["batch_scaling"] == "fixed"  # 32 rows on each of 2
+        assert run["train_steps"] == 3 and run["train_steps_timed"] == 2 and run["train_examples_per_s"] > 0
+        assert all(r["train_peak_gpu_memory_gib"] >= 0 and r["train_seconds_timed"] > 0 for r in run["ranks"])
+    [comparison] = result["comparisons"]
+    assert comparison["processes"] == 2 and comparison["same_steps"]
+    assert comparison["scaling"] == round(two["train_examples_per_s"] / one["train_examples_per_s"], 2)
+
 @pytest.fixture
 def multigpu(monkeypatch):
     monkeypatch.chdir(REPO)
