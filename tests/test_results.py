@@ -283,3 +283,18 @@ def test_parallel_table_is_its_run():
     alone = sum(run["alone"]["runs"]["gpu-lr2e-3"]["stage_seconds"][s] for s in ("train", "evaluate"))
     together = max(r["stage_seconds"]["train"] + r["stage_seconds"]["evaluate"] for r in run["together"]["runs"].values())
     assert f"took {alone:.1f} s alone and at most\n{together:.1f} s side by side, {2 * alone / together:.2f}×" in DOCS["scale-out.md"]
+
+
+def test_seed_and_ema_table_is_its_json():
+    result = load("bench/results/accuracy/cpu-seeds-ema.json")
+    assert [r["experiment"] for r in result["runs"]][0] == "main (committed reference run)"
+    main = result["runs"][0]
+    committed = load("metrics/eval.json")["test"]
+    assert (main["test_accuracy"], main["test_ece"]) == (committed["accuracy"], committed["ece"])
+    for r in result["runs"]:
+        c = cells("accuracy.md", f"| {r['experiment']} |")
+        assert c[1:] == [str(r["train.seed"]), str(r["train.ema_decay"]), str(r["val_accuracy"]),
+                         str(r["test_accuracy"]), str(r["test_ece"])]
+    seeds = [r for r in result["runs"] if r["train.ema_decay"] == 0]
+    span = {k: round(100 * (max(r[k] for r in seeds) - min(r[k] for r in seeds)), 1) for k in ("val_accuracy", "test_accuracy")}
+    assert f"span {span['val_accuracy']} points on val and {span['test_accuracy']} on test" in DOCS["accuracy.md"]
