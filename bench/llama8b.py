@@ -197,7 +197,7 @@ def worker(args) -> None:
     out, trainer, _, _ = train_setting(args.settings[0], args.model_dir, frame["text"].tolist(),
                                        frame["label"].tolist(), args.steps, args.warmup, args.run, args.batch_scaling)
     distributed.on_main_process(args.out.write_text, json.dumps(out, indent=2) + "\n")
-    trainer.accelerator.end_training()  # the process group down cleanly
+    distributed.leave(trainer.accelerator)
 
 
 def main() -> None:

@@ -73,6 +73,15 @@ def learning_rate(train: Train, world_size: int) -> float:
     return train.lr * math.sqrt(world_size) if train.batch_scaling == "weak" else train.lr
 
 
+def leave(accelerator) -> None:
+    """Every process waits for the others, then takes the process group down. Without the wait, a gloo
+    worker thread may still be freeing a finished broadcast's tensors (it needs the GIL to) while the main
+    thread, holding the GIL, frees the model's DDP reducer and with it the group, whose destructor joins
+    that thread: a deadlock at exit, seen in about half the runs on a 2-core CPU."""
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+
+
 def on_main_process(fn, *args):
     """fn(*args) run by the main process alone (it may write files); every process gets its result."""
     result = [fn(*args) if PartialState().is_main_process else None]

@@ -104,5 +104,4 @@ if main:
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(LIVE, ignore_errors=True)
     print("train:", summary)
-trainer.accelerator.wait_for_everyone()  # the processes leave together, once the outputs are written,
-trainer.accelerator.end_training()       # and take the process group down cleanly
+distributed.leave(trainer.accelerator)  # together, once the outputs are written
