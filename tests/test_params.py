@@ -238,8 +238,8 @@ def test_apply_accurate_then_overrides(project):
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
-    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0, "length_buckets": [],
-                     "compile": "none"}
+    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0, "rdrop_alpha": 0.0,
+                     "length_buckets": [], "compile": "none"}
     run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])

@@ -77,9 +77,10 @@ def test_collate_is_the_padding_collator(tiny_model):
     _, tok = lora_classifier(tiny_model, dense=True)
     rows, batch = batch_of(tok, n=4)
     ref = DataCollatorWithPadding(tok)(rows)
-    assert batch.keys() == ref.keys()
+    assert batch.keys() - ref.keys() == {batching.LENGTHS}  # and the rows' lengths, on the host
     for key, value in ref.items():
         assert torch.equal(batch[key], value) and batch[key].dtype == value.dtype, key
+    assert batch[batching.LENGTHS] == ref["attention_mask"].sum(1).tolist()
 
 
 def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model, tmp_path):

@@ -1,8 +1,11 @@
 """A tiny Llama (random weights, small byte-level BPE vocab) and a synthetic 4-topic corpus for tests."""
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
+
+import pytest
 
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 TOPIC_WORDS = [
@@ -63,3 +66,17 @@ def build_tiny_bert(folder: Path, hidden_size: int = 64) -> Path:
     BertModel(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+@contextlib.contextmanager
+def reading_nothing_back():
+    """Within: any read of a tensor's value to the host (what makes the host wait for a GPU) fails."""
+    import torch
+
+    def waits(*args, **kwargs):
+        raise AssertionError("a tensor's value read back to the host")
+
+    with pytest.MonkeyPatch.context() as m:
+        for name in ("item", "tolist", "__bool__", "__int__", "__float__"):
+            m.setattr(torch.Tensor, name, waits)
+        yield
