@@ -312,3 +312,13 @@ def test_preset_with_unknown_key_changes_nothing(project):
     with pytest.raises(params.ParamsError, match=r"train\.lrr: unknown key"):
         presets.apply(["typo"], target)
     assert target.read_bytes() == before
+
+
+@pytest.mark.parametrize("plan", sorted(p.name for p in (REPO / "offline/plans").glob("*.yaml")))
+def test_every_experiment_of_a_plan_is_valid_params(plan):
+    """A typo in a plan would otherwise show on the GPU host, after the bundle has travelled."""
+    raw = params.read_yaml(REPO / "offline/plans" / plan)
+    assert raw["experiments"]
+    for name, overrides in raw["experiments"].items():
+        composed = presets.compose(raw.get("presets", []), [*raw.get("set", []), *overrides], root=REPO)
+        params.parse(composed)  # raises ParamsError naming the key
