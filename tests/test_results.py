@@ -293,8 +293,10 @@ def test_seed_and_ema_table_is_its_json():
     assert (main["test_accuracy"], main["test_ece"]) == (committed["accuracy"], committed["ece"])
     for r in result["runs"]:
         c = cells("accuracy.md", f"| {r['experiment']} |")
-        assert c[1:] == [str(r["train.seed"]), str(r["train.ema_decay"]), str(r["val_accuracy"]),
-                         str(r["test_accuracy"]), str(r["test_ece"])]
-    seeds = [r for r in result["runs"] if r["train.ema_decay"] == 0]
+        assert c[1:] == [str(r["train.seed"]), str(r["train.ema_decay"]), str(r["train.rdrop_alpha"]),
+                         str(r["val_accuracy"]), str(r["test_accuracy"]), str(r["test_ece"])]
+    seeds = [r for r in result["runs"] if r["train.ema_decay"] == r["train.rdrop_alpha"] == 0]
+    seconds = result["train_seconds"]
+    assert f"({seconds['cpu-rdrop1']} s against\n{seconds['main (committed reference run)']} s" in DOCS["accuracy.md"]
     span = {k: round(100 * (max(r[k] for r in seeds) - min(r[k] for r in seeds)), 1) for k in ("val_accuracy", "test_accuracy")}
     assert f"span {span['val_accuracy']} points on val and {span['test_accuracy']} on test" in DOCS["accuracy.md"]
