@@ -75,7 +75,9 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
         config.base_model_name_or_path = p.model.name  # resolved to on the machine that trained
         if isinstance(config.target_modules, set):  # all-linear, expanded: a set's order differs between
             config.target_modules = sorted(config.target_modules)  # processes, the saved file must not
-    model.save_pretrained(folder)
+    # no embeddings are trained: without this, peft would look the base name up on the hub to compare
+    # vocabularies (a network request, and a warning on a host without network)
+    model.save_pretrained(folder, save_embedding_layers=False)
     tok.save_pretrained(folder)
     save_adapter_info(folder, p.model, p.quant, p.data.classes, tok)
     recipe = {k: getattr(p, k).model_dump() for k in ("model", "quant", "lora", "train")}

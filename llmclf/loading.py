@@ -1,6 +1,9 @@
 """Load the base model as a sequence classifier or causal LM, quantized as `quant` says, with its tokenizer."""
 from __future__ import annotations
 
+import logging
+import warnings
+
 import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
                           BitsAndBytesConfig)
@@ -9,6 +12,12 @@ from . import basemodel
 from .errors import ModelError
 from .hardware import compute_dtype, default_device
 from .params import Model, Quant
+
+# Two notices every stage would print that a user can do nothing about. bitsandbytes, on CPUs with
+# AVX512-BF16, looks for an optional package ("kernels") for the repacked weight layout that
+# _no_cpu_bf16_repack below turns off. peft asks a transformers 5 model for an attribute renamed in 5.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 # Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
 # list of our own replaces transformers' default one, which holds the language-model head: name it too.

@@ -289,6 +289,22 @@ def saved_adapter(tiny_model, tmp_path_factory):
     return folder
 
 
+def test_saving_an_adapter_asks_the_hub_nothing(tiny_model, tmp_path, monkeypatch):
+    """The adapter names its base as the user did (an alias, not a folder): saving it must not send peft
+    to the hub to compare vocabularies."""
+    import peft.utils.save_and_load as peft_saving
+
+    monkeypatch.setattr(peft_saving, "check_file_exists_on_hf_hub",
+                        lambda *args, **kwargs: pytest.fail(f"asked the hub for {args}"))
+    p = Params(data=Data(classes=CLASSES), model=Model(name=str(tiny_model), max_length=64), quant=Quant(mode="nf4"))
+    model, tok = load_classifier(p.model, p.quant, CLASSES, seed=0)
+    model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=False)
+    named = p.model_copy(update={"model": Model(name="smollm2-135m-instruct", max_length=64)})
+    save_adapter(model, tok, tmp_path / "adapter", named, {})
+    assert json.loads((tmp_path / "adapter/adapter_config.json").read_text())["base_model_name_or_path"] == \
+        "smollm2-135m-instruct"
+
+
 def flip_a_bit(weights: Path) -> None:
     raw = bytearray(weights.read_bytes())
     raw[-5] ^= 1  # in the last tensor's data: a file that still loads, with one other weight
