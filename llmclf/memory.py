@@ -35,11 +35,11 @@ def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 
 class BoundedMemory:
     """A Trainer mixin. `max_batch_tokens` > 0: a batch of more padded tokens runs as row chunks of at most
     that many, each chunk's loss its share of the batch's, gradients accumulated: the same update in bounded
-    memory (the loss's class provides `_loss_denominator` and `rdrop_alpha`). `offload_activations`: what backward needs waits
-    in host memory (offload_to_host) during `_forward`. `length_buckets` (ascending): chunks are cut to
-    bucket widths, and every training forward has a fixed shape: as wide as its bucket, with the rows that
-    width holds (the batch size, fewer within max_batch_tokens), filled up with rows the loss ignores; so
-    one compiled graph serves each bucket."""
+    memory (the loss's class provides `_loss_denominator` and `rdrop_alpha`). `offload_activations`: what
+    backward needs waits in host memory (offload_to_host) during `_forward`. `length_buckets` (ascending):
+    chunks are cut to bucket widths, and every training forward has a fixed shape: as wide as its bucket,
+    with the rows that width holds (the batch size, fewer within max_batch_tokens), filled up with rows the
+    loss ignores; so one compiled graph serves each bucket."""
 
     def __init__(self, *args, max_batch_tokens: int = 0, offload_activations: bool = False,
                  length_buckets: tuple[int, ...] = (), **kwargs):
