@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import torch
@@ -18,6 +19,25 @@ from .params import Model, Quant
 # _no_cpu_bf16_repack below turns off. peft asks a transformers 5 model for an attribute renamed in 5.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+
+HEAD_KEYS = {"score.weight", "score.bias", "classifier.weight", "classifier.bias"}
+
+
+class _FreshHeadReport(logging.Filter):
+    """transformers reports the classification head missing from the checkpoint on every load of a base
+    model: it always is (the head is new, then trained, or loaded from the adapter right after), and
+    "consider training" misleads on prediction. Only that report is dropped: one that names any other
+    key (missing, unexpected, mismatched) still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())
+        if "LOAD REPORT" not in text:
+            return True
+        rows = [[cell.strip() for cell in line.split("|")] for line in text.splitlines() if "|" in line][1:]
+        return not rows or any(row[0] not in HEAD_KEYS or row[1] != "MISSING" for row in rows)
+
+
+logging.getLogger("transformers.modeling_utils").addFilter(_FreshHeadReport())
 
 # Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
 # list of our own replaces transformers' default one, which holds the language-model head: name it too.

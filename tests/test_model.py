@@ -1,5 +1,6 @@
 """Model stages' logic on a tiny Llama and a tiny BERT: loading (4-bit included), loss, batching, adapter round trip."""
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -54,6 +55,41 @@ def test_padded_batch_gives_the_logits_of_each_example_alone(tiny_model, mode):
     alone = np.concatenate([inference.predict_logits(model, tok, [t], 1, 64) for t in texts])
     np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-4)
     assert np.abs(batched).max() > 1e-3  # not all zeros
+
+
+class Reports(logging.Handler):
+    """transformers' loading reports, as they reach its logger's handlers."""
+
+    def __init__(self):
+        super().__init__()
+        self.reports = []
+
+    def emit(self, record):
+        if "LOAD REPORT" in record.getMessage():
+            self.reports.append(record.getMessage())
+
+
+def test_the_fresh_heads_load_report_alone_is_dropped(tiny_model, tmp_path):
+    """The head is never in a base checkpoint: no report of that on each load; a checkpoint missing
+    anything else is still reported, head included."""
+    from safetensors.torch import load_file, save_file
+
+    reports = Reports()
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(reports)
+    try:
+        load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="none"), CLASSES)
+        assert reports.reports == []
+        broken = tmp_path / "broken"
+        shutil.copytree(tiny_model, broken)
+        weights = load_file(broken / "model.safetensors")
+        dropped = next(k for k in weights if "up_proj" in k)
+        save_file({k: v for k, v in weights.items() if k != dropped}, broken / "model.safetensors")
+        load_classifier(Model(name=str(broken), max_length=64), Quant(mode="none"), CLASSES)
+    finally:
+        logger.removeHandler(reports)
+    assert len(reports.reports) == 1
+    assert dropped.removeprefix("model.") in reports.reports[0] and "score.weight" in reports.reports[0]
 
 
 def test_class_weights_reach_the_loss(tiny_model, tmp_path):
