@@ -77,7 +77,7 @@ def leave(accelerator) -> None:
     """Every process waits for the others, then takes the process group down. Without the wait, a gloo
     worker thread may still be freeing a finished broadcast's tensors (it needs the GIL to) while the main
     thread, holding the GIL, frees the model's DDP reducer and with it the group, whose destructor joins
-    that thread: a deadlock at exit, seen in about half the runs on a 2-core CPU."""
+    that thread: a deadlock at exit, seen in 3 of 5 runs of two CPU processes."""
     accelerator.wait_for_everyone()
     accelerator.end_training()
 

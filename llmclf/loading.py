@@ -20,7 +20,10 @@ from .params import Model, Quant
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
-HEAD_KEYS = {"score.weight", "score.bias", "classifier.weight", "classifier.bias"}
+CLASSIFIER_HEADS = ["score", "classifier"]  # a decoder's and an encoder's classification head
+# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
+# list of our own replaces transformers' default one, which holds the language-model head: name it too.
+HEAD_MODULES = [*CLASSIFIER_HEADS, "lm_head"]
 
 
 class _FreshHeadReport(logging.Filter):
@@ -34,14 +37,11 @@ class _FreshHeadReport(logging.Filter):
         if "LOAD REPORT" not in text:
             return True
         rows = [[cell.strip() for cell in line.split("|")] for line in text.splitlines() if "|" in line][1:]
-        return not rows or any(row[0] not in HEAD_KEYS or row[1] != "MISSING" for row in rows)
+        return not rows or any(row[0].rpartition(".")[0] not in CLASSIFIER_HEADS or row[1] != "MISSING"
+                               for row in rows)
 
 
 logging.getLogger("transformers.modeling_utils").addFilter(_FreshHeadReport())
-
-# Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
-# list of our own replaces transformers' default one, which holds the language-model head: name it too.
-HEAD_MODULES = ["score", "classifier", "lm_head"]
 
 
 def quant_config(quant: Quant, dtype: torch.dtype) -> BitsAndBytesConfig | None:
