@@ -163,7 +163,8 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
     for split in scored:
         out[f"baseline_{split}"] = base["untrained_head"][split]
         out[split] = ev[split]
-    out |= {k: logs["train"][k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s")}
+    out |= {k: logs["train"][k] for k in ("train_seconds", "train_examples_per_s", "train_tokens_per_s",
+                                          "first_step_seconds", "median_step_seconds") if k in logs["train"]}
     out |= {k: train[k] for k in ("train_steps", "processes", "effective_batch", "effective_lr", "val_accuracy",
                                   "val_balanced_accuracy") if k in train}
     rows = {s: len(splits.read_split(SPLITS, s)) for s in scored}  # overall rate: total rows / total seconds

@@ -43,7 +43,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from accelerate.utils import gather_object
-from transformers import LlamaConfig, LlamaForSequenceClassification, TrainerCallback
+from transformers import LlamaConfig, LlamaForSequenceClassification
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,17 +102,6 @@ def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
     return {"parameters_billion": round(params_b, 3), "build_and_save_seconds": round(time.perf_counter() - start, 1)}
 
 
-class StepClock(TrainerCallback):
-    """Wall time of each optimizer step, synchronized, so warm-up steps can be left out."""
-
-    def __init__(self):
-        self.times = []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        sync()
-        self.times.append(time.perf_counter())
-
-
 def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, processes: int = 1,
                   batch_scaling: str = "fixed"):
     """Load, add LoRA and train `steps` optimizer steps in this process, one of `processes`: the run's
@@ -122,7 +111,7 @@ def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: in
                                     "train.checkpoint_steps=0", *overrides, f"train.batch_scaling={batch_scaling}"])
     p = params.parse(raw)
     n = steps * distributed.per_device_batches(p.train, processes)[0] * processes  # `steps` effective batches
-    clock = StepClock()
+    clock = trainers.StepClock(sync)
     with tempfile.TemporaryDirectory() as tmp:
         # first: under DDP it joins the process group and picks this process's GPU, where the model loads
         args = trainers.training_args(p.train, tmp, n, bf16=torch.cuda.is_available(), seed=p.train.seed)

@@ -1,45 +1,84 @@
-"""Experiments side by side, one GPU each, against one after another: experiments per hour on a host
-with several GPUs. Each stage claims a GPU no other run holds (llmclf/gpus.py), as it does under
-`dvc queue start -j N`; this benchmark runs them through offline/sweep.py, DVC's stage order without DVC.
+"""Experiments side by side through DVC's own queue, one GPU each, against one after another: experiments
+per hour on a host with several GPUs. DVC's queue does not assign GPUs; each stage claims one that no other
+run holds (llmclf/gpus.py). Run in the project's git checkout, with `dvc` installed:
 
-    python bench/parallel.py --plan offline/plans/parallel.yaml --work /tmp/parallel --out parallel.json
+    python bench/parallel.py --plan offline/plans/parallel.yaml --out parallel.json
+    bash offline/run.sh py bench/parallel.py --plan offline/plans/parallel.yaml --out parallel.json  # no network
 
-The plan's first experiment runs alone; the next N (N: the GPUs visible, or --together) then run at
-once. Experiments per hour of each phase, and their ratio (target: >= 1.8 on 2 GPUs), come from the
-phases' wall-clock times; the experiments should be of one size (same rows and epochs).
+The plan's first experiment is queued and run alone (`dvc queue start -j 1`); the next N (N: the GPUs
+visible, or --together) are then queued and run at once (`dvc queue start -j N`). Experiments per hour of
+each phase, and their ratio (target: >= 1.8 on 2 GPUs), come from the phases' wall-clock times, from the
+workers' start to the last experiment's end; the experiments should be of one size (same rows and
+epochs). The experiments stay in the checkout as DVC experiments (`dvc exp show`, `dvc exp push`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "offline"))
-import sweep  # noqa: E402  (offline/sweep.py: one experiment's stages in its own folder)
+from llmclf import presets  # noqa: E402
+from sweep import load_plan  # noqa: E402  (offline/sweep.py: the plan files' reader)
 
 TARGET = 1.8
+DVC = [sys.executable, "-m", "dvc"]
 
 
-def phase(work: Path, names: list[str], plan: dict, device: str) -> dict:
-    """Run `names` at once; wall seconds, and each run's GPU (from its log), metrics and stage times."""
+def dvc(*args: str) -> str:
+    done = subprocess.run([*DVC, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"error: dvc {' '.join(args)}: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def overrides(plan: dict, name: str) -> list[str]:
+    """The experiment's -S overrides: its presets' values, the plan's `set`, then its own."""
+    doc: dict = {}
+    for preset in plan.get("presets", []):
+        presets.merge(doc, presets.load(preset))
+    items = [*presets.leaves(doc), *plan.get("set", []), *plan["experiments"][name]]
+    presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][name]])  # checked first
+    return items
+
+
+def statuses() -> dict[str, str]:
+    """Each experiment's state in `dvc queue status`: Queued, Running, Success or Failed."""
+    rows = (line.split() for line in dvc("queue", "status").splitlines())
+    return {row[1]: row[-1] for row in rows if len(row) >= 3 and row[-1] in ("Queued", "Running", "Success", "Failed")}
+
+
+def phase(names: list[str], plan: dict, poll: float) -> dict:
+    """Queue `names`, run them with as many workers, wait for the last; wall seconds, and each run's GPU
+    (from its log) and metrics."""
+    for name in names:
+        dvc("exp", "run", "--queue", "-n", name, *[a for item in overrides(plan, name) for a in ("-S", item)])
     start = time.perf_counter()
-    with ThreadPoolExecutor(len(names)) as pool:
-        results = list(pool.map(lambda n: sweep.experiment(work, n, plan, [], None, device), names))
+    # the workers outlive this call; their output goes to each experiment's log (dvc queue logs)
+    subprocess.run([*DVC, "queue", "start", "-j", str(len(names))], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while any(statuses().get(n) in (None, "Queued", "Running") for n in names):
+        time.sleep(poll)
     seconds = round(time.perf_counter() - start, 1)
+    dvc("queue", "stop")  # idle workers go: the next phase starts its own number
+    state = statuses()
+    failed = [n for n in names if state[n] != "Success"]
+    if failed:
+        raise SystemExit(f"error: {failed} failed; `dvc queue logs NAME` shows why")
+    shown = {e["name"]: e["data"] for row in json.loads(dvc("exp", "show", "--json"))
+             for ex in row.get("experiments") or [] for e in ex["revs"] if e.get("name") in names}
     runs = {}
-    for r in results:
-        if r["failed"]:
-            raise SystemExit(sweep.summary_line(work, r))
-        log = (work / r["name"] / "run.log").read_text(errors="replace")
-        ev = json.loads((work / r["name"] / "metrics/eval.json").read_text())
-        runs[r["name"]] = {"gpus_claimed": sorted(set(re.findall(r"gpus: GPU ([\d,]+) of", log))),
-                           "stage_seconds": r["stage_seconds"], "overrides": r["overrides"],
-                           "accuracy": {s: v["accuracy"] for s, v in ev.items() if isinstance(v, dict) and "accuracy" in v}}
+    for name in names:
+        evaluated = shown[name]["metrics"]["metrics/eval.json"]["data"]
+        runs[name] = {"gpus_claimed": sorted(set(re.findall(r"gpus: GPU ([\d,]+) of", dvc("queue", "logs", name)))),
+                      "overrides": plan.get("set", []) + plan["experiments"][name],
+                      "accuracy": {s: v["accuracy"] for s, v in evaluated.items() if isinstance(v, dict) and "accuracy" in v}}
     return {"experiments": names, "wall_seconds": seconds,
             "experiments_per_hour": round(3600 * len(names) / seconds, 1), "runs": runs}
 
@@ -51,23 +90,21 @@ def speedup(alone: dict, together: dict) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True, help="one folder per experiment")
     ap.add_argument("--together", type=int, help="experiments at once (default: the GPUs visible)")
+    ap.add_argument("--poll", type=float, default=2.0, help="seconds between looks at `dvc queue status`")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     import torch
 
     gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     n = args.together or len(gpus)
-    plan = sweep.load_plan(args.plan)
+    plan = load_plan(args.plan)
     names = list(plan["experiments"])
     if n < 2 or len(names) < 1 + n:
         raise SystemExit(f"error: {args.plan} needs 1 + {n} experiments, and at least 2 at once ({len(gpus)} GPUs)")
-    args.work.mkdir(parents=True, exist_ok=True)
-    device = gpus[0] if gpus else "CPU"
     result = {"gpus": gpus, "plan": str(args.plan), "presets": plan.get("presets", []), "target": TARGET}
-    result["alone"] = phase(args.work, names[:1], plan, device)
-    result["together"] = phase(args.work, names[1:1 + n], plan, device)
+    result["alone"] = phase(names[:1], plan, args.poll)
+    result["together"] = phase(names[1:1 + n], plan, args.poll)
     result["speedup"] = speedup(result["alone"], result["together"])
     result["meets_target"] = result["speedup"] >= TARGET
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +113,7 @@ def main() -> None:
                      {p: {k: result[p][k] for k in ("wall_seconds", "experiments_per_hour")} for p in ("alone", "together")}))
     for p in ("alone", "together"):
         for name, r in result[p]["runs"].items():
-            print(f"{p}: {name}: GPU {r['gpus_claimed']}, {r['accuracy']}, stages {r['stage_seconds']}")
+            print(f"{p}: {name}: GPU {r['gpus_claimed']}, {r['accuracy']}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import statistics
+import time
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import PartialState
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .averaging import WeightAveraging
 from .batching import IGNORED, collate
@@ -194,6 +196,32 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
         offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
         ema_decay=train.ema_decay, rdrop_alpha=train.rdrop_alpha, callbacks=callbacks)
+
+
+class StepClock(TrainerCallback):
+    """When training began and each optimizer step ended. `sync` (torch.cuda.synchronize) waits for the
+    GPU at each step's end; without it the clock is the host's, and no step waits for the GPU (in a
+    host-bound loop, the two agree)."""
+
+    def __init__(self, sync=None):
+        self.sync, self.start, self.times = sync, None, []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.sync:
+            self.sync()
+        self.times.append(time.perf_counter())
+
+    def summary(self) -> dict[str, float]:
+        """The first step's seconds (start-up: kernels loaded, memory allocated, the longest batch first)
+        and the median of the others'."""
+        if not self.times:
+            return {}
+        later = [b - a for a, b in zip(self.times, self.times[1:])]
+        return {"first_step_seconds": round(self.times[0] - self.start, 2)} | (
+            {"median_step_seconds": round(statistics.median(later), 3)} if later else {})
 
 
 def has_dropout(model) -> bool:

@@ -55,10 +55,11 @@ if main:
 train_rows = trainers.encode(tok, train_df, p.model.max_length)
 val_rows = trainers.encode(tok, val_df, p.model.max_length)
 live = curves_callback(LIVE) if main else None
+clock = trainers.StepClock()
 trainer = trainers.make_trainer(
     model, tok, p.train, train_rows, val_rows, args,
     class_weights=trainers.resolve_class_weights(p.train, auto_weights),
-    callbacks=[live] if live else [])
+    callbacks=[clock, live] if live else [clock])
 
 # a run killed midway left checkpoints: the same params, data and process count resume from the last one
 stamp = {"params": params.values(p, params.stage_params("train", Path(__file__).parents[1] / "dvc.yaml")),
@@ -84,7 +85,7 @@ timing = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),
     "train_tokens_per_s": round(tokens / seconds, 1),
-} | peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
+} | clock.summary() | peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
     val = trainer.evaluate()  # every process scores its share
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),

@@ -470,23 +470,33 @@ def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path
     assert yaml.safe_load((repo / "params.yaml").read_text())["lora"]["r"] == 8
 
 
-def test_parallel_bench_compares_experiments_at_once_with_one_alone(repo, tmp_path):
-    """bench/parallel.py: the first experiment alone, the next two at once; experiments per hour of each
-    phase from its wall time, every run's metrics beside it (no GPU: nothing is claimed)."""
+def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo, tmp_path):
+    """bench/parallel.py through DVC's queue: the first experiment alone, the next two at once by two
+    workers; experiments per hour of each phase from its wall time, every run's metrics beside it (no GPU:
+    nothing is claimed), and the runs stay as DVC experiments of the checkout."""
     plan = tmp_path / "plan.yaml"
-    plan.write_text("set: ['train.epochs=1', 'evaluate.splits=[val]']\n"
-                    "experiments:\n  a: []\n  b: ['lora.r=4']\n  c: ['train.lr=1e-3']\n")
+    plan.write_text("presets: [tutorial]\n"
+                    "set: ['sample.train_per_class=20', 'sample.val_per_class=5', 'sample.test_per_class=5', "
+                    "'baseline.zero_shot=false', 'evaluate.splits=[val]']\n"
+                    "experiments:\n  par-a: []\n  par-b: ['lora.r=4']\n  par-c: ['train.lr=1e-3']\n")
     out = tmp_path / "parallel.json"
-    run([sys.executable, "bench/parallel.py", "--plan", str(plan), "--work", str(tmp_path / "work"),
-         "--together", "2", "--out", str(out)], repo)
+    try:
+        run([sys.executable, "bench/parallel.py", "--plan", str(plan), "--together", "2", "--poll", "1",
+             "--out", str(out)], repo, OMP_NUM_THREADS="1")
+    finally:
+        run(["dvc", "queue", "stop", "--kill"], repo)
     result = json.loads(out.read_text())
-    assert result["alone"]["experiments"] == ["a"] and result["together"]["experiments"] == ["b", "c"]
+    assert result["alone"]["experiments"] == ["par-a"] and result["together"]["experiments"] == ["par-b", "par-c"]
     for phase in ("alone", "together"):
         p = result[phase]
         assert p["experiments_per_hour"] == round(3600 * len(p["experiments"]) / p["wall_seconds"], 1)
         assert all(r["gpus_claimed"] == [] and set(r["accuracy"]) == {"val"} for r in p["runs"].values())
     assert result["speedup"] == round(result["together"]["experiments_per_hour"] / result["alone"]["experiments_per_hour"], 2)
-    assert result["together"]["runs"]["b"]["overrides"][-1] == "lora.r=4"
+    assert result["together"]["runs"]["par-b"]["overrides"][-1] == "lora.r=4"
+    shown = {e["name"]: e["data"]["params"]["params.yaml"]["data"] for row in json.loads(run(["dvc", "exp", "show", "--json"], repo))
+             for ex in row.get("experiments") or [] for e in ex["revs"]}
+    assert shown["par-b"]["lora"]["r"] == 4 and shown["par-c"]["train"]["lr"] == 1e-3
+    assert shown["par-a"]["train"]["gradient_checkpointing"] is True  # the tutorial preset's, as -S overrides
 
 
 def test_an_ensemble_member_is_a_dep_of_evaluate_and_is_scored(repo):

@@ -106,6 +106,26 @@ def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model
         torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-6)
 
 
+def test_the_step_clock_splits_start_up_from_the_steps(tiny_model, tmp_path):
+    """StepClock (the train stage's logs/train.json): the first step's seconds from the start of training,
+    the median of the later steps', and with `sync` one wait per step end."""
+    model, tok = lora_classifier(tiny_model, dense=True)
+    texts, labels = synthetic_texts(3)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)  # 12 rows: 3 steps of 4
+    train = Train(batch_size=4, eval_each_epoch=False, checkpoint_steps=0)
+    syncs = []
+    clock = trainers.StepClock(sync=lambda: syncs.append(1))
+    slow_start = type("SlowStart", (trainers.TrainerCallback,), {  # the first step starts 0.3 s late
+        "on_step_begin": lambda self, args, state, control, **kw: time.sleep(0.3) if state.global_step == 0 else None})
+    args = trainers.training_args(train, str(tmp_path / "out"), len(rows), bf16=False, seed=0)
+    trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None, callbacks=[clock, slow_start()]).train()
+    summary = clock.summary()
+    assert len(syncs) == len(clock.times) == 3
+    assert summary["first_step_seconds"] >= 0.3 > summary["median_step_seconds"] > 0
+    assert summary["median_step_seconds"] == round(float(np.median(np.diff(clock.times))), 3)
+    assert trainers.StepClock().summary() == {}  # no step taken: nothing to say
+
+
 def test_frozen_objects_cost_the_collector_nothing():
     """The train stage freezes what exists before training: the Trainer's gc.collect() then skips it."""
     junk = [[i] for i in range(300_000)]
