@@ -45,7 +45,7 @@ def overrides(plan: dict, name: str) -> list[str]:
         presets.merge(doc, presets.load(preset))
     items = [*presets.leaves(doc), *plan.get("set", []), *plan["experiments"][name]]
     presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][name]])  # checked first
-    return items
+    return presets.set_params(items)
 
 
 def statuses() -> dict[str, str]:

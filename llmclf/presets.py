@@ -73,6 +73,22 @@ def leaves(doc: dict, where: str = "") -> list[str]:
     return out
 
 
+def set_params(items: list[str], root: Path = Path(".")) -> list[str]:
+    """`group.key=value` items as `dvc exp run -S` takes them: a key that root's params.yaml does not
+    list (a params.py default) needs Hydra's `+` to be added, or DVC refuses it."""
+    doc = params.read_yaml(root / params.PARAMS_FILE)
+
+    def listed(key: str) -> bool:
+        node = doc
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    return [item if listed(item.split("=", 1)[0]) else f"+{item}" for item in items]
+
+
 def compose(names: list[str], overrides: list[str] = (), root: Path = Path(".")) -> dict:
     """root's params.yaml + presets + `group.key=value` overrides, validated, as a plain dict (PyYAML
     only: comments are not kept; for tools, and for machines without ruamel)."""
@@ -120,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.names:
         merge(doc, load(name))
     compose(args.names)  # validated before dvc starts
-    cmd = ["dvc", "exp", "run", *[a for item in leaves(doc) for a in ("-S", item)], *args.exp]
+    cmd = ["dvc", "exp", "run", *[a for item in set_params(leaves(doc)) for a in ("-S", item)], *args.exp]
     print(" ".join(cmd), flush=True)
     sys.exit(subprocess.run(cmd).returncode)
 

@@ -265,9 +265,10 @@ def test_preset_as_experiment_overrides(project, monkeypatch):
     sets = dict(a.split("=", 1) for a in cmd[4:-4:2])
     assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "256"  # tutorial, then gpu
     assert sets["evaluate.splits"] == "[test, official_test]"
+    assert sets["+train.dense_base"] == "true"  # not in params.yaml: DVC adds it only with Hydra's +
     raw = params.read_yaml(Path("params.yaml"))
-    for item in sets.items():
-        presets.override(raw, "=".join(item))  # each -S reads back as the preset's value
+    for key, value in sets.items():
+        presets.override(raw, f"{key.removeprefix('+')}={value}")  # each -S reads back as the preset's value
     assert params.parse(raw, "x").train.lr == 2e-3
 
 

@@ -477,7 +477,7 @@ def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo,
     plan = tmp_path / "plan.yaml"
     plan.write_text("presets: [tutorial]\n"
                     "set: ['sample.train_per_class=20', 'sample.val_per_class=5', 'sample.test_per_class=5', "
-                    "'baseline.zero_shot=false', 'evaluate.splits=[val]']\n"
+                    "'baseline.zero_shot=false', 'evaluate.splits=[val]', 'train.optimizer=adamw_torch']\n"
                     "experiments:\n  par-a: []\n  par-b: ['lora.r=4']\n  par-c: ['train.lr=1e-3']\n")
     out = tmp_path / "parallel.json"
     try:
@@ -497,6 +497,7 @@ def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo,
              for ex in row.get("experiments") or [] for e in ex["revs"]}
     assert shown["par-b"]["lora"]["r"] == 4 and shown["par-c"]["train"]["lr"] == 1e-3
     assert shown["par-a"]["train"]["gradient_checkpointing"] is True  # the tutorial preset's, as -S overrides
+    assert shown["par-a"]["train"]["optimizer"] == "adamw_torch"  # a key params.yaml does not list
 
 
 def test_an_ensemble_member_is_a_dep_of_evaluate_and_is_scored(repo):
