@@ -52,13 +52,19 @@ def pad_right(rows: list[list[int]], pad_id: int, buckets: Sequence[int] = ()) -
 def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict:
     """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
     DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right.
-    Also LENGTHS, each row's token count as a list: known on the host when the batch is on the GPU."""
+    Also LENGTHS, each row's token count as a list: known on the host when the batch is on the GPU; and
+    SOFT_LABELS, the rows' distillation targets, where they have them."""
     ids, mask = pad_right([r["input_ids"] for r in rows], pad_id, buckets)
-    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows]),
-            LENGTHS: [len(r["input_ids"]) for r in rows]}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows]),
+             LENGTHS: [len(r["input_ids"]) for r in rows]}
+    if SOFT_LABELS in rows[0]:
+        batch[SOFT_LABELS] = torch.tensor(np.array([r[SOFT_LABELS] for r in rows], dtype=np.float32))
+    return batch
 
 
 LENGTHS = "lengths"  # a batch's key for its rows' token counts (not a model input)
+SOFT_LABELS = "soft_labels"  # a batch's key for its rows' class probabilities from teachers (not a model input)
+TOKENS = ("input_ids", "attention_mask")  # a batch's (rows, tokens) tensors
 
 
 IGNORED = -100  # the label of a filler row: cross_entropy's ignore_index, so the loss never counts it
@@ -74,6 +80,10 @@ def fill_rows(batch: dict[str, torch.Tensor], rows: int, pad_id: int) -> dict[st
     ids = batch["input_ids"].new_full((n, batch["input_ids"].shape[1]), pad_id)
     mask = torch.zeros_like(ids)
     mask[:, 0] = 1
-    return batch | {"input_ids": torch.cat([batch["input_ids"], ids]),
-                    "attention_mask": torch.cat([batch["attention_mask"], mask]),
-                    "labels": torch.cat([batch["labels"], batch["labels"].new_full((n,), IGNORED)])}
+    filled = {"input_ids": torch.cat([batch["input_ids"], ids]),
+              "attention_mask": torch.cat([batch["attention_mask"], mask]),
+              "labels": torch.cat([batch["labels"], batch["labels"].new_full((n,), IGNORED)])}
+    if SOFT_LABELS in batch:  # uniform: a filler row's loss is never counted
+        soft = batch[SOFT_LABELS]
+        filled[SOFT_LABELS] = torch.cat([soft, soft.new_full((n, soft.shape[1]), 1 / soft.shape[1])])
+    return batch | filled

@@ -186,12 +186,15 @@ def _check_export_target(out: Path, adapter: str, force: bool) -> None:
 
 
 def member_save(args) -> None:
-    from .ensemble import MEMBERS, save
+    from .ensemble import MEMBERS, TEACHERS, save
 
-    target = save(args.name, args.adapter, args.calibration, force=args.force)
+    root = TEACHERS if args.teacher else MEMBERS
+    target = save(args.name, args.adapter, args.calibration, force=args.force, root=root)
+    use = (f"dvc exp run -S 'train.teachers=[{target}]' (distillation)" if args.teacher else
+           f"dvc exp run -S 'evaluate.members=[{target}]', or llmclf predict --member {target}")
     print(f"member: {args.adapter} and {args.calibration} -> {target}\n"
-          f"track it: dvc add {target} && git add {target}.dvc {MEMBERS}/.gitignore\n"
-          f"use it: dvc exp run -S 'evaluate.members=[{target}]', or llmclf predict --member {target}\n"
+          f"track it: dvc add {target} && git add {target}.dvc {root}/.gitignore\n"
+          f"use it: {use}\n"
           f"from an experiment: dvc exp apply EXP && dvc checkout && llmclf member save EXP", file=sys.stderr)
 
 
@@ -268,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     ms.add_argument("--adapter", default=ADAPTER)
     ms.add_argument("--calibration", default=CALIBRATION, help="the temperature the evaluate stage fitted for it")
     ms.add_argument("--force", action="store_true", help="replace a member of that name")
+    ms.add_argument("--teacher", action="store_true",
+                    help="save it in models/teachers instead: a teacher for distillation (train.teachers)")
     ms.set_defaults(run=member_save)
     msub.add_parser("list", help="name, base model, parameters and val temperature of each member").set_defaults(
         run=member_list)

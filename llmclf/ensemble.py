@@ -25,6 +25,7 @@ from .errors import UserError
 from .params import Inference
 
 MEMBERS = Path("models/members")  # the evaluate stage's dep in dvc.yaml, which holds the members
+TEACHERS = Path("models/teachers")  # the train stage's dep, which holds distillation's teachers
 ADAPTER, CALIBRATION = "adapter", "calibration.json"  # inside a member folder
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a folder name, as `dvc exp` names experiments
 
@@ -127,6 +128,28 @@ def member_probabilities(m: Member, texts: dict[str, list[str]], settings: Infer
     return probs, count
 
 
+def _check_in(folders: list[str], root: Path, key: str, stage: str, command: str) -> None:
+    """A stage's model folders must lie in the folder dvc.yaml lists as its dep: a change reruns it."""
+    for f in folders:
+        if Path(f).resolve().parent != root.resolve():
+            raise UserError(f"{key}: {f} is not a folder in {root}, which dvc.yaml lists as the {stage} stage's "
+                            f"dep; `{command}` saves one there")
+
+
+def soft_labels(folders: list[str], texts: list[str], classes: list[str]) -> tuple[np.ndarray, list[str], int]:
+    """Distillation's targets, for the train stage: the mean temperature-scaled probabilities of the teachers
+    in `folders` (in models/teachers, the stage's dep) on `texts`, their names and their parameter count.
+    They run with the default inference settings: `inference.*` is not the train stage's param."""
+    _check_in(folders, TEACHERS, "train.teachers", "train", "llmclf member save NAME --teacher")
+    found = members(folders, classes)
+    probs, total = [], 0
+    for m in found:
+        p, count = member_probabilities(m, {"train": texts}, Inference())
+        probs.append(p["train"])
+        total += count
+    return mean_probabilities(probs).astype(np.float32), [m.name for m in found], total
+
+
 @dataclass
 class Scores:
     evaluation: metrics.Evaluation  # the ensemble's scores, predictions and reports of each split
@@ -137,10 +160,7 @@ def evaluate(folders: list[str], frames: dict[str, pd.DataFrame], probs: dict[st
              classes: list[str], own_parameters: int, settings: Inference) -> Scores:
     """The evaluate stage's ensemble: the fine-tuned model (its temperature-scaled `probs` of each split,
     `own_parameters`) and the members in `folders`, which must lie in models/members, the stage's dep."""
-    for f in folders:
-        if Path(f).resolve().parent != MEMBERS.resolve():
-            raise UserError(f"evaluate.members: {f} is not a folder in {MEMBERS}, which dvc.yaml lists as the "
-                            f"evaluate stage's dep; `llmclf member save NAME` saves one there")
+    _check_in(folders, MEMBERS, "evaluate.members", "evaluate", "llmclf member save NAME")
     found = members(folders, classes)
     texts = {split: df["text"].tolist() for split, df in frames.items()}
     all_probs, total = [probs], own_parameters

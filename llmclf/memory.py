@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .batching import LENGTHS, fill_rows, padded_length, rows_within, token_batches
+from .batching import LENGTHS, TOKENS, fill_rows, padded_length, rows_within, token_batches
 
 
 def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 20):
@@ -71,7 +71,7 @@ class BoundedMemory:
         chunks = []
         for idx in token_batches(lengths, fixed_rows or len(lengths), cap):
             rows, width = torch.as_tensor(idx.copy(), device=mask.device), lengths[idx[0]]
-            chunk = {k: v[rows, :width] if v.dim() == 2 else v[rows] for k, v in inputs.items()}
+            chunk = {k: v[rows, :width] if k in TOKENS else v[rows] for k, v in inputs.items()}
             if fixed_rows:
                 chunk = fill_rows(chunk, rows_within(width, fixed_rows, cap), self.processing_class.pad_token_id)
             chunks.append((rows, chunk | {"loss_denominator": denominator}))

@@ -17,6 +17,13 @@ PosFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
+def _each_once(folders: list[str], what: str) -> list[str]:
+    """Model folders of an ensemble: one named twice would weigh double in the mean."""
+    if len({str(Path(f)) for f in folders}) != len(folders):
+        raise ValueError(f"each {what} folder once")
+    return folders
+
+
 class ParamsError(UserError):
     """A params file that cannot be used; the message names the file and the key."""
 
@@ -133,6 +140,13 @@ class Train(_Group):
     # holds, so training sees one shape per bucket (validation batches get the widths alone); empty: each
     # batch as wide as its longest row. At most 8: torch.compile keeps 8 graphs of a function
     length_buckets: list[PosInt] = Field(default=[], max_length=8)
+    # distillation: teacher folders (`llmclf member save NAME --teacher`: models/teachers/NAME) whose mean
+    # temperature-scaled probabilities on the training texts are soft labels; the loss is (1 - alpha) x the
+    # true labels' cross-entropy + alpha x the soft labels', so one model learns what several predict
+    teachers: list[Annotated[str, Field(min_length=1)]] = []
+    distill_alpha: Fraction = 0.5
+
+    _distinct_teachers = field_validator("teachers")(lambda cls, folders: _each_once(folders, "teacher"))
     # torch.compile of the training forward and backward (Trainer's torch_compile), a graph per bucket
     # shape (no dynamic shapes); reduce-overhead also replays each as a CUDA graph: fewer kernel launches
     compile: Literal["none", "default", "reduce-overhead"] = "none"
@@ -181,12 +195,7 @@ class Evaluate(_Group):
     # an ensemble, the mean of their temperature-scaled probabilities; empty: no ensemble
     members: list[Annotated[str, Field(min_length=1)]] = []
 
-    @field_validator("members")
-    @classmethod
-    def _distinct(cls, members: list[str]) -> list[str]:
-        if len({str(Path(m)) for m in members}) != len(members):  # one model counted twice would weigh double
-            raise ValueError("each member folder once")
-        return members
+    _distinct = field_validator("members")(lambda cls, folders: _each_once(folders, "member"))
 
 
 class Params(_Group):

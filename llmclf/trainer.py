@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .averaging import WeightAveraging
-from .batching import IGNORED, collate
+from .batching import IGNORED, SOFT_LABELS, collate
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
 from .errors import UserError
@@ -32,11 +32,12 @@ class WeightedLossTrainer(Trainer):
     loss_is_scaled_for_ga = False
 
     def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
-                 rdrop_alpha: float = 0.0, **kwargs):
+                 rdrop_alpha: float = 0.0, distill_alpha: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.label_smoothing = label_smoothing
         self.rdrop_alpha = rdrop_alpha
+        self.distill_alpha = distill_alpha  # the soft labels' share of the loss, where rows carry them
 
     @functools.cached_property
     def _flops_per_token(self) -> int:
@@ -56,6 +57,7 @@ class WeightedLossTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels").long()
+        soft = inputs.pop(SOFT_LABELS, None)  # distillation's targets: training rows, with train.teachers
         denominator = inputs.pop("loss_denominator", None)  # a chunk's: its whole batch's
         denominator = self._loss_denominator(labels) if denominator is None else denominator
         rdrop = self.rdrop_alpha > 0 and model.training
@@ -65,24 +67,36 @@ class WeightedLossTrainer(Trainer):
         logits = outputs.logits.float()
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         if rdrop:
-            loss = self._rdrop_loss(*logits.chunk(2), labels, weight)
+            loss = self._rdrop_loss(*logits.chunk(2), labels, weight, soft)
         else:
-            loss = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing,
-                                   reduction="sum")
+            loss = self._label_loss(logits, labels, weight, soft)
         return (loss / denominator, outputs) if return_outputs else loss / denominator
 
-    def _rdrop_loss(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, weight) -> torch.Tensor:
-        """R-Drop (Liang et al., 2021), summed over rows: the two draws' mean cross-entropy plus alpha/2 times
+    @staticmethod
+    def _row_weights(labels: torch.Tensor, weight) -> torch.Tensor:
+        """Each row's weight in the loss's sum: its class's (1 without class weights); a filler row's 0."""
+        counted = labels != IGNORED
+        return counted.float() if weight is None else weight[labels.clamp(min=0)] * counted
+
+    def _label_loss(self, logits: torch.Tensor, labels: torch.Tensor, weight, soft) -> torch.Tensor:
+        """Summed over rows: the labels' cross-entropy; with distillation's targets `soft` (rows' class
+        probabilities), (1 - alpha) of it plus alpha times the soft labels' cross-entropy, each row
+        weighted as its label's is (class weight; filler rows 0)."""
+        hard = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
+        if soft is None:
+            return hard
+        soft_ce = -(soft.to(logits.device) * F.log_softmax(logits, dim=-1)).sum(-1)
+        return (1 - self.distill_alpha) * hard + self.distill_alpha * (soft_ce * self._row_weights(labels, weight)).sum()
+
+    def _rdrop_loss(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, weight, soft=None) -> torch.Tensor:
+        """R-Drop (Liang et al., 2021), summed over rows: the two draws' mean label loss plus alpha/2 times
         their symmetric KL divergence, each row's KL weighted as its cross-entropy is (class weight; filler
         rows 0). Half the paper's sum: the loss keeps the plain one's scale, alpha keeps the paper's meaning."""
-        ce = sum(F.cross_entropy(x, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
-                 for x in (a, b)) / 2
+        ce = sum(self._label_loss(x, labels, weight, soft) for x in (a, b)) / 2
         log_a, log_b = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
         kl = (F.kl_div(log_b, log_a, log_target=True, reduction="none")
               + F.kl_div(log_a, log_b, log_target=True, reduction="none")).sum(-1) / 2
-        counted = labels != IGNORED
-        rows = counted.float() if weight is None else weight[labels.clamp(min=0)] * counted
-        return ce + self.rdrop_alpha / 2 * (kl * rows).sum()
+        return ce + self.rdrop_alpha / 2 * (kl * self._row_weights(labels, weight)).sum()
 
 
 class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
@@ -126,11 +140,16 @@ class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
         super()._save_checkpoint(model, trial)
 
 
-def encode(tok, df: pd.DataFrame, max_length: int) -> list[dict]:
-    """Tokenize once, unpadded: the collator pads each batch to its own longest row."""
+def encode(tok, df: pd.DataFrame, max_length: int, soft_labels: np.ndarray | None = None) -> list[dict]:
+    """Tokenize once, unpadded: the collator pads each batch to its own longest row. `soft_labels`: each
+    row's class probabilities from distillation's teachers."""
     enc = tok(df["text"].tolist(), truncation=True, max_length=max_length)
-    return [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
+    rows = [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
             for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], df["label"])]
+    if soft_labels is not None:
+        for row, soft in zip(rows, soft_labels):
+            row[SOFT_LABELS] = soft
+    return rows
 
 
 def compute_metrics(pred) -> dict[str, float]:
@@ -195,7 +214,7 @@ def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingA
         data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
         class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
         offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
-        ema_decay=train.ema_decay, rdrop_alpha=train.rdrop_alpha, callbacks=callbacks)
+        ema_decay=train.ema_decay, rdrop_alpha=train.rdrop_alpha, distill_alpha=train.distill_alpha, callbacks=callbacks)
 
 
 class StepClock(TrainerCallback):

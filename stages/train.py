@@ -19,7 +19,7 @@ p = params.load()
 gpus.claim(p.train.num_processes)  # first, before anything starts CUDA: this run's own GPUs beside other runs
 import torch  # noqa: E402
 
-from llmclf import distributed, plots, trainer as trainers  # noqa: E402
+from llmclf import distributed, ensemble, plots, trainer as trainers  # noqa: E402
 from llmclf.adapter import save_adapter  # noqa: E402
 from llmclf.atomic import atomic_path, write_json  # noqa: E402
 from llmclf.checkpoints import resume_or_reset  # noqa: E402
@@ -43,6 +43,13 @@ with open("data/splits/summary.json", encoding="utf-8") as f:
 args = trainers.training_args(p.train, CHECKPOINTS, len(train_df),
                               bf16=compute_dtype(p.model) == torch.bfloat16, seed=p.train.seed)
 main = args.process_index == 0
+soft = None
+if p.train.teachers:  # distillation: the teachers' mean probabilities, before the model to train is loaded
+    soft, teachers, teacher_params = ensemble.soft_labels(p.train.teachers, train_df["text"].tolist(), p.data.classes)
+    if main:
+        print(f"train: soft labels from teachers {', '.join(teachers)} ({teacher_params:,} parameters), "
+              f"{p.train.distill_alpha:.0%} of the loss; their accuracy on the training rows "
+              f"{(soft.argmax(1) == train_df['label'].to_numpy()).mean():.4f}")
 model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.train.seed, device=args.device)
 dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
 if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
@@ -52,7 +59,7 @@ model = add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
 if main:
     model.print_trainable_parameters()
 
-train_rows = trainers.encode(tok, train_df, p.model.max_length)
+train_rows = trainers.encode(tok, train_df, p.model.max_length, soft_labels=soft)
 val_rows = trainers.encode(tok, val_df, p.model.max_length)
 live = curves_callback(LIVE) if main else None
 clock = trainers.StepClock()
@@ -80,7 +87,7 @@ summary = {
     "processes": args.world_size,
     "effective_batch": args.per_device_train_batch_size * args.world_size,  # train.batch_scaling decides
     "effective_lr": args.learning_rate,
-}
+} | ({"teachers": teachers, "teacher_parameters": teacher_params} if p.train.teachers else {})
 timing = {
     "train_seconds": round(seconds, 1),
     "train_examples_per_s": round(len(train_rows) * p.train.epochs / seconds, 2),

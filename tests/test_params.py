@@ -239,7 +239,7 @@ def test_apply_accurate_then_overrides(project):
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
     run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0, "rdrop_alpha": 0.0,
-                     "length_buckets": [], "compile": "none"}
+                     "length_buckets": [], "compile": "none", "teachers": [], "distill_alpha": 0.5}
     run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])

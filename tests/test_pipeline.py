@@ -471,14 +471,15 @@ def test_queued_experiments_come_back_from_a_gpu_host_through_dvc(repo, tmp_path
 
 
 def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo, tmp_path):
-    """bench/parallel.py through DVC's queue: the first experiment alone, the next two at once by two
-    workers; experiments per hour of each phase from its wall time, every run's metrics beside it (no GPU:
-    nothing is claimed), and the runs stay as DVC experiments of the checkout."""
+    """bench/parallel.py through DVC's queue: the first experiment fills DVC's run cache, the second runs
+    alone, the next two at once by two workers, each of those running the same stages;
+    experiments per hour of each phase from its wall time, every run's metrics beside it (no GPU: nothing
+    is claimed), and the runs stay as DVC experiments of the checkout."""
     plan = tmp_path / "plan.yaml"
     plan.write_text("presets: [tutorial]\n"
                     "set: ['sample.train_per_class=20', 'sample.val_per_class=5', 'sample.test_per_class=5', "
                     "'baseline.zero_shot=false', 'evaluate.splits=[val]', 'train.optimizer=adamw_torch']\n"
-                    "experiments:\n  par-a: []\n  par-b: ['lora.r=4']\n  par-c: ['train.lr=1e-3']\n")
+                    "experiments:\n  par-w: []\n  par-a: ['train.lr=2e-4']\n  par-b: ['lora.r=4']\n  par-c: ['train.lr=1e-3']\n")
     out = tmp_path / "parallel.json"
     try:
         run([sys.executable, "bench/parallel.py", "--plan", str(plan), "--together", "2", "--poll", "1",
@@ -486,8 +487,13 @@ def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo,
     finally:
         run(["dvc", "queue", "stop", "--kill"], repo)
     result = json.loads(out.read_text())
-    assert result["alone"]["experiments"] == ["par-a"] and result["together"]["experiments"] == ["par-b", "par-c"]
-    for phase in ("alone", "together"):
+    assert result["first"]["experiments"] == ["par-w"] and result["alone"]["experiments"] == ["par-a"]
+    assert result["together"]["experiments"] == ["par-b", "par-c"]
+    assert result["first"]["runs"]["par-w"]["stages_run"] == ["fetch", "sample", "split", "baseline", "train", "evaluate"]
+    # fetch, sample and split come from DVC's run cache; baseline's metrics are git-tracked (cache: false), so
+    # an experiment whose data params differ from the commit's reruns it
+    assert all(r["stages_run"] == ["baseline", "train", "evaluate"] for p in ("alone", "together") for r in result[p]["runs"].values())
+    for phase in ("first", "alone", "together"):
         p = result[phase]
         assert p["experiments_per_hour"] == round(3600 * len(p["experiments"]) / p["wall_seconds"], 1)
         assert all(r["gpus_claimed"] == [] and set(r["accuracy"]) == {"val"} for r in p["runs"].values())
@@ -498,6 +504,41 @@ def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo,
     assert shown["par-b"]["lora"]["r"] == 4 and shown["par-c"]["train"]["lr"] == 1e-3
     assert shown["par-a"]["train"]["gradient_checkpointing"] is True  # the tutorial preset's, as -S overrides
     assert shown["par-a"]["train"]["optimizer"] == "adamw_torch"  # a key params.yaml does not list
+
+
+def test_a_teacher_is_a_dep_of_train_which_distills_it(repo):
+    """docs/accuracy.md's distillation flow: the trained model saved as a teacher and tracked with `dvc add`,
+    then an experiment naming it in train.teachers reruns train (which learns from its probabilities) and
+    evaluate, and records the teacher; a changed teacher reruns train again. The workspace is put back."""
+    run(["dvc", "repro"], repo)
+    before = repo.parent / f"{repo.name}-before-distillation"  # what git holds of the workspace's run
+    shutil.copytree(repo / "metrics", before / "metrics", dirs_exist_ok=True)
+    saved = {f: (repo / f).read_bytes() for f in ("params.yaml", "dvc.lock", "models/calibration.json")}
+    teacher = repo / "models" / "teachers" / "tutor"
+    try:
+        out = run(["llmclf", "member", "save", "tutor", "--teacher"], repo)
+        assert "dvc add models/teachers/tutor" in out and "train.teachers=[models/teachers/tutor]" in out
+        run(["dvc", "add", "models/teachers/tutor"], repo)
+        out = run(["dvc", "exp", "run", "-n", "distilled", "-S", "train.teachers=[models/teachers/tutor]",
+                   "-S", "train.distill_alpha=0.7"], repo)
+        assert stages_run(out) == ["train", "evaluate"]
+        assert re.search(r"soft labels from teachers tutor \([\d,]+ parameters\), 70% of the loss; their accuracy "
+                         r"on the training rows [01]\.\d{4}", out), out
+        summary = json.loads((repo / "metrics" / "train.json").read_text())
+        assert summary["teachers"] == ["tutor"] and summary["teacher_parameters"] > 0
+        calibration = teacher / "calibration.json"
+        calibration.write_text(calibration.read_text().replace('"temperature": ', '"temperature": 1e-9 + '))
+        assert "models/teachers" in run(["dvc", "status", "train"], repo)
+    finally:
+        shutil.rmtree(teacher, ignore_errors=True)
+        for f in ("tutor.dvc", ".gitignore"):
+            (teacher.parent / f).unlink(missing_ok=True)
+        for f, content in saved.items():
+            (repo / f).write_bytes(content)
+        shutil.rmtree(repo / "metrics")
+        shutil.copytree(before / "metrics", repo / "metrics")
+        run(["dvc", "checkout", "--force"], repo)  # the cached outputs (models/adapter) as dvc.lock has them
+    assert run(["dvc", "status"], repo).strip() == "Data and pipelines are up to date."
 
 
 def test_an_ensemble_member_is_a_dep_of_evaluate_and_is_scored(repo):
