@@ -44,12 +44,7 @@ def dvc(*args: str) -> str:
 
 def overrides(plan: dict, name: str) -> list[str]:
     """The experiment's -S overrides: its presets' values, the plan's `set`, then its own."""
-    doc: dict = {}
-    for preset in plan.get("presets", []):
-        presets.merge(doc, presets.load(preset))
-    items = [*presets.leaves(doc), *plan.get("set", []), *plan["experiments"][name]]
-    presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][name]])  # checked first
-    return presets.set_params(items)
+    return presets.exp_overrides(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][name]])
 
 
 def statuses() -> dict[str, str]:

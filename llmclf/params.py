@@ -145,11 +145,11 @@ class Train(_Group):
     # true labels' cross-entropy + alpha x the soft labels', so one model learns what several predict
     teachers: list[Annotated[str, Field(min_length=1)]] = []
     distill_alpha: Fraction = 0.5
-
-    _distinct_teachers = field_validator("teachers")(lambda cls, folders: _each_once(folders, "teacher"))
     # torch.compile of the training forward and backward (Trainer's torch_compile), a graph per bucket
     # shape (no dynamic shapes); reduce-overhead also replays each as a CUDA graph: fewer kernel launches
     compile: Literal["none", "default", "reduce-overhead"] = "none"
+
+    _distinct_teachers = field_validator("teachers")(lambda cls, folders: _each_once(folders, "teacher"))
 
     @field_validator("length_buckets")
     @classmethod

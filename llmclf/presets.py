@@ -89,6 +89,15 @@ def set_params(items: list[str], root: Path = Path(".")) -> list[str]:
     return [item if listed(item.split("=", 1)[0]) else f"+{item}" for item in items]
 
 
+def exp_overrides(names: list[str], overrides: list[str] = ()) -> list[str]:
+    """The presets' values, then `overrides`, as `dvc exp run -S` items; checked against params.py first."""
+    compose(names, overrides)
+    doc: dict = {}
+    for name in names:
+        merge(doc, load(name))
+    return set_params([*leaves(doc), *overrides])
+
+
 def compose(names: list[str], overrides: list[str] = (), root: Path = Path(".")) -> dict:
     """root's params.yaml + presets + `group.key=value` overrides, validated, as a plain dict (PyYAML
     only: comments are not kept; for tools, and for machines without ruamel)."""
@@ -132,11 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         apply(args.names)
         print(f"{params.PARAMS_FILE}: applied presets {', '.join(args.names)} (git diff shows the change)")
         return
-    doc: dict = {}
-    for name in args.names:
-        merge(doc, load(name))
-    compose(args.names)  # validated before dvc starts
-    cmd = ["dvc", "exp", "run", *[a for item in set_params(leaves(doc)) for a in ("-S", item)], *args.exp]
+    items = exp_overrides(args.names)  # validated before dvc starts
+    cmd = ["dvc", "exp", "run", *[a for item in items for a in ("-S", item)], *args.exp]
     print(" ".join(cmd), flush=True)
     sys.exit(subprocess.run(cmd).returncode)
 
