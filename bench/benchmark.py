@@ -4,13 +4,18 @@ the issue's targets checked against the tutorial's numbers of the same run.
 
     python bench/benchmark.py --out bench/results/run.json              # tutorial, gpu, qlora, small-gpu
     python bench/benchmark.py --recipes project --presets gpu --set train.batch_size=128
+    python bench/benchmark.py --recipes project --presets gpu --profile prof --out prof/run.json
 
 The tutorial's code path: nf4 + double quant, prepare_model_for_kbit_training defaults (gradient
 checkpointing on), batch 8, max_length 512, padding per batch, eval + save each epoch, and its 32-row
 `model(**inputs)` inference loop in data order. A preset's run: stages/baseline.py, train.py and
 evaluate.py as subprocesses with params.yaml + the preset (NAME, or A+B for several), as `dvc repro`
 would. Training speed is trainer.train()'s wall time in both (with the tutorial's per-epoch validation).
-`python bench/benchmark.py --docs RESULT.json` prints the tables docs/gpu.md shows.
+`python bench/benchmark.py --docs RESULT.json` prints the tables docs/gpu.md shows. `--profile DIR`
+runs each stage under cProfile and writes where its host time went (DIR/PRESET-STAGE.txt: the functions
+with the most time, own and cumulative; a wait for the GPU shows as time in the call that waited), for
+finding what bounds a host-bound step; its speeds carry the profiler's overhead, so compare them with
+nothing but other profiled runs.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import pstats
 import shutil
 import subprocess
 import sys
@@ -131,16 +137,30 @@ def run_tutorial(p: params.Params) -> dict:
 NO_EXTRA_BASELINES = ["baseline.tfidf=false", "baseline.zero_shot=false"]
 
 
-def run_project(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate")) -> dict:
+def run_project(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate"),
+                profile: Path | None = None) -> dict:
     """run_stages, or the error that stopped it: one preset's failure leaves the others' runs."""
     try:
-        return run_stages(preset_names, overrides, stages)
+        return run_stages(preset_names, overrides, stages, profile)
     except (subprocess.CalledProcessError, OSError, KeyError) as e:
         return {"recipe": "project", "presets": preset_names, "overrides": overrides, "error": str(e)[:500]}
 
 
-def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate")) -> dict:
-    """The stage scripts with these params; metrics of a stage left out are its last run's."""
+def profile_summary(stats_file: Path, lines: int = 60) -> str:
+    """A cProfile file as text: the functions with the most cumulative, then the most own time."""
+    import io
+
+    out = io.StringIO()
+    stats = pstats.Stats(str(stats_file), stream=out).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(lines)
+    stats.sort_stats("tottime").print_stats(lines)
+    return out.getvalue()
+
+
+def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline", "train", "evaluate"),
+               profile: Path | None = None) -> dict:
+    """The stage scripts with these params; metrics of a stage left out are its last run's. `profile`: a
+    folder for each stage's cProfile summary (profile_summary)."""
     raw = presets.compose(preset_names, NO_EXTRA_BASELINES + overrides)
     saved = params.PARAMS_FILE.read_text(encoding="utf-8")
     wall = time.perf_counter()
@@ -149,9 +169,14 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
         params.PARAMS_FILE.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
         for stage in stages:
             print(f"== {stage}", flush=True)
+            stats = profile and profile / f"{'+'.join(preset_names)}-{stage}.prof"
             start = time.perf_counter()
-            subprocess.run([sys.executable, f"stages/{stage}.py"], check=True)
+            subprocess.run([sys.executable, *(["-m", "cProfile", "-o", str(stats)] if stats else []),
+                            f"stages/{stage}.py"], check=True)
             stage_seconds[stage] = round(time.perf_counter() - start, 1)
+            if stats:
+                stats.with_suffix(".txt").write_text(profile_summary(stats), encoding="utf-8")
+                stats.unlink()
     finally:
         params.PARAMS_FILE.write_text(saved, encoding="utf-8")
     load = lambda name: json.loads(Path(f"metrics/{name}.json").read_text())  # noqa: E731
@@ -160,6 +185,8 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
     scored = [s for s in EVAL_SPLITS if s in ev]
     out = {"recipe": "project", "presets": preset_names, "overrides": overrides,
            "params": {k: raw.get(k) for k in ("model", "quant", "lora", "train", "inference", "evaluate")}}
+    if profile:
+        out["profiled"] = True
     for split in scored:
         out[f"baseline_{split}"] = base["untrained_head"][split]
         out[split] = ev[split]
@@ -274,6 +301,7 @@ def main() -> None:
                     help="key=value params overrides (every run; the tutorial reads model.name only)")
     ap.add_argument("--out", type=Path, help="JSON file to write")
     ap.add_argument("--docs", type=Path, help="print docs/gpu.md's tables of this result JSON, and stop")
+    ap.add_argument("--profile", type=Path, help="folder for each project stage's cProfile summary")
     args = ap.parse_args()
     if args.docs:
         print(docs(json.loads(args.docs.read_text())), end="")
@@ -289,7 +317,10 @@ def main() -> None:
     runs = sorted(runs + [("tutorial", [])] * ("tutorial" in args.recipes),
                   key=lambda run: args.recipes.index(run[0]))
     for recipe, names in runs:
-        result["results"].append(run_tutorial(p) if recipe == "tutorial" else run_project(names, args.overrides))
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        result["results"].append(run_tutorial(p) if recipe == "tutorial" else
+                                 run_project(names, args.overrides, profile=args.profile))
         result["targets"] = targets(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each run: a timeout keeps the others

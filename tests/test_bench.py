@@ -134,3 +134,16 @@ def test_multigpu_table_has_a_row_per_run(multigpu):
     assert lines[2].startswith("| 1 | 95.0 | 1.0 |") and lines[3].startswith("| 2 | 180.5 | 1.9 |")
     assert "| 0.8925 | 0.89 | 5.5 | 120.0 | 150.0 |" in lines[3]
 
+
+
+def test_profile_summary_names_where_the_time_went(bench, tmp_path):
+    """--profile's text: the profiled functions by cumulative and by own time, the costly one named."""
+    import cProfile
+
+    def costly_helper():
+        return sum(i * i for i in range(200_000))
+
+    cProfile.runctx("costly_helper()", {"costly_helper": costly_helper}, {}, str(tmp_path / "run.prof"))
+    text = bench.profile_summary(tmp_path / "run.prof")
+    assert "Ordered by: cumulative time" in text and "Ordered by: internal time" in text
+    assert "costly_helper" in text and "<genexpr>" in text
