@@ -12,7 +12,8 @@ visible, or --together) queued and run at once (`dvc queue start -j N`). Experim
 two phases, and their ratio (target: >= 1.8 on 2 GPUs), come from the phases' wall-clock times, from
 the workers' start to the last experiment's end; the experiments after the first should change the same
 stages' params (e.g. train.* only: each reruns baseline, whose metrics DVC's run cache does not keep,
-train and evaluate). Each run's stages run are in the JSON. The experiments stay in the checkout as DVC
+train and evaluate; fetch too where the host's pyarrow or pandas is not the version that recorded
+dvc.lock, docs/scale-out.md). Each run's stages run are in the JSON. The experiments stay in the checkout as DVC
 experiments (`dvc exp show`, `dvc exp push`).
 """
 from __future__ import annotations
