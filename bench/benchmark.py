@@ -146,6 +146,23 @@ def run_project(preset_names: list[str], overrides: list[str], stages=("baseline
         return {"recipe": "project", "presets": preset_names, "overrides": overrides, "error": str(e)[:500]}
 
 
+# A script run as `python SCRIPT` would be, under cProfile. tqdm's monitor thread is kept from starting:
+# from Python 3.12 on, cProfile records every thread's calls on one stack, so another thread's calls
+# corrupt the main thread's times (threads that training itself starts, such as the DataLoader's pinning
+# thread, still do: trust call counts and own times over cumulative ones there).
+PROFILED = """import cProfile, runpy, sys, tqdm
+tqdm.tqdm.monitor_interval = 0
+stats, script = sys.argv[1:]
+sys.argv, sys.path[0] = [script], script.rpartition("/")[0] or "."
+cProfile.run("runpy.run_path(script, run_name='__main__')", stats)
+"""
+
+
+def profiled(script: str, stats: Path) -> list[str]:
+    """The command that runs `script` under cProfile, its statistics written to `stats`."""
+    return [sys.executable, "-c", PROFILED, str(stats), script]
+
+
 def profile_summary(stats_file: Path, lines: int = 60) -> str:
     """A cProfile file as text: the functions with the most cumulative, then the most own time."""
     import io
@@ -171,8 +188,8 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
             print(f"== {stage}", flush=True)
             stats = profile and profile / f"{'+'.join(preset_names)}-{stage}.prof"
             start = time.perf_counter()
-            subprocess.run([sys.executable, *(["-m", "cProfile", "-o", str(stats)] if stats else []),
-                            f"stages/{stage}.py"], check=True)
+            subprocess.run(profiled(f"stages/{stage}.py", stats) if stats else [sys.executable, f"stages/{stage}.py"],
+                           check=True)
             stage_seconds[stage] = round(time.perf_counter() - start, 1)
             if stats:
                 stats.with_suffix(".txt").write_text(profile_summary(stats), encoding="utf-8")
@@ -312,6 +329,8 @@ def main() -> None:
     summary = json.loads(Path(SPLITS, "summary.json").read_text())
     result = {"device": device_name(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "model": p.model.name,
+              # settings outside params that change speed (the CUDA allocator, visible GPUs)
+              "env": {k: v for k, v in os.environ.items() if k.startswith(("PYTORCH_", "CUDA_", "NCCL_"))},
               "splits": {s: v["rows"] for s, v in summary["splits"].items()}, "results": []}
     runs = [("project", names.split("+")) for names in args.presets] if "project" in args.recipes else []
     runs = sorted(runs + [("tutorial", [])] * ("tutorial" in args.recipes),

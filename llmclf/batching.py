@@ -49,6 +49,22 @@ def pad_right(rows: list[list[int]], pad_id: int, buckets: Sequence[int] = ()) -
     return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
 
 
+def needs_mask(model) -> bool:
+    """Whether a right-padded batch must carry its attention mask into `model`. A decoder whose every
+    attention layer is causal does not need it: its real tokens come before the padding and never attend
+    to it, positions count from 0 either way, and the classifier pools at the last token of `input_ids`
+    that is not padding. Without the mask, SDPA runs its causal kernel (FlashAttention on a GPU) instead
+    of a masked one, and transformers builds no padding mask (nor waits for the GPU to check it). An
+    encoder (BERT) attends both ways: it keeps the mask."""
+    causal = [m.is_causal for m in model.modules() if isinstance(getattr(m, "is_causal", None), bool)]
+    return not (causal and all(causal))
+
+
+def model_inputs(batch: dict, mask: bool) -> dict:
+    """`batch` as the model takes it: without its attention mask where `mask` (needs_mask) is False."""
+    return batch if mask else {k: v for k, v in batch.items() if k != "attention_mask"}
+
+
 def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict:
     """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
     DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batching import length_sorted_batches, pad_right
+from .batching import length_sorted_batches, model_inputs, needs_mask, pad_right
 from .dense import dense_for_inference
 from .params import Inference
 
@@ -19,15 +19,18 @@ Predict = Callable[[list[str], str], np.ndarray]  # (texts, progress-bar label) 
 def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: int,
                    desc: str = "predict", max_tokens: int = 0) -> np.ndarray:
     model.eval()
-    enc = tok(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    # ids alone: pad_right builds the mask, and a mask per text would cost a Python list each
+    enc = tok(list(texts), truncation=True, max_length=max_length, return_attention_mask=False,
+              return_token_type_ids=False)["input_ids"]
     dev = next(model.parameters()).device
+    mask_needed = needs_mask(model)
     logits, order = [], []
     for idx in length_sorted_batches([len(ids) for ids in enc], batch_size, desc, max_tokens):
-        ids, mask = pad_right([enc[i] for i in idx], tok.pad_token_id)
-        if dev.type == "cuda":  # pinned: the copy is queued behind the kernels instead of waiting for them
-            ids, mask = ids.pin_memory(), mask.pin_memory()
-        logits.append(model(input_ids=ids.to(dev, non_blocking=True),
-                            attention_mask=mask.to(dev, non_blocking=True)).logits.float())
+        batch = dict(zip(("input_ids", "attention_mask"), pad_right([enc[i] for i in idx], tok.pad_token_id)))
+        # pinned: the copy is queued behind the kernels instead of waiting for them
+        batch = {k: (v.pin_memory() if dev.type == "cuda" else v).to(dev, non_blocking=True)
+                 for k, v in model_inputs(batch, mask_needed).items()}
+        logits.append(model(**batch).logits.float())
         order.append(idx)
     out = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
     out[np.concatenate(order)] = torch.cat(logits).cpu().numpy()  # one device sync, at the end

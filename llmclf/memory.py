@@ -51,7 +51,7 @@ class BoundedMemory:
     def _forward(self, model, inputs):
         offload = self.offload_activations and torch.is_grad_enabled()
         with offload_to_host() if offload else contextlib.nullcontext():
-            return model(**inputs)
+            return super()._forward(model, inputs)
 
     def _chunks(self, inputs, fixed_rows: int = 0, copies: int = 1,
                 lengths: list[int] | None = None) -> list[tuple[torch.Tensor, dict]] | None:

@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from .averaging import WeightAveraging
-from .batching import IGNORED, SOFT_LABELS, collate
+from .batching import IGNORED, SOFT_LABELS, collate, model_inputs, needs_mask
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
 from .errors import UserError
@@ -52,8 +52,12 @@ class WeightedLossTrainer(Trainer):
         """The weighted mean's denominator, sum(w_y) over the rows: cross_entropy's own mean divides by it."""
         return len(labels) if self.class_weights is None else self.class_weights.to(labels.device)[labels.long()].sum()
 
+    @functools.cached_property
+    def _needs_mask(self) -> bool:
+        return needs_mask(self.model)
+
     def _forward(self, model, inputs):
-        return model(**inputs)
+        return model(**model_inputs(inputs, self._needs_mask))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels").long()

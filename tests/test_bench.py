@@ -136,14 +136,20 @@ def test_multigpu_table_has_a_row_per_run(multigpu):
 
 
 
-def test_profile_summary_names_where_the_time_went(bench, tmp_path):
-    """--profile's text: the profiled functions by cumulative and by own time, the costly one named."""
-    import cProfile
+def test_a_profiled_stage_runs_as_a_script_and_its_summary_names_where_the_time_went(bench, tmp_path):
+    """--profile: a stage runs as `python stages/NAME.py` would (its folder importable, __main__, __file__),
+    with no tqdm monitor thread; the summary lists the functions by cumulative and by own time."""
+    import subprocess
 
-    def costly_helper():
-        return sum(i * i for i in range(200_000))
-
-    cProfile.runctx("costly_helper()", {"costly_helper": costly_helper}, {}, str(tmp_path / "run.prof"))
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages/_sibling.py").write_text("def costly_helper():\n    return sum(i * i for i in range(200_000))\n")
+    (tmp_path / "stages/run.py").write_text(
+        "import threading, _sibling\nfrom tqdm.auto import tqdm\nfrom pathlib import Path\n"
+        "if __name__ == '__main__':\n"
+        "    for _ in tqdm(range(2)):\n        _sibling.costly_helper()\n"
+        "    Path('threads.txt').write_text(str(threading.active_count()) + ' ' + Path(__file__).name)\n")
+    subprocess.run(bench.profiled("stages/run.py", tmp_path / "run.prof"), cwd=tmp_path, check=True)
+    assert (tmp_path / "threads.txt").read_text() == "1 run.py"  # the main thread alone: no tqdm monitor
     text = bench.profile_summary(tmp_path / "run.prof")
     assert "Ordered by: cumulative time" in text and "Ordered by: internal time" in text
     assert "costly_helper" in text and "<genexpr>" in text

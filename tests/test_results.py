@@ -403,3 +403,28 @@ def test_gpu_levers_table_is_its_runs():
             seeds.append(val["accuracy"])
     assert len(seeds) == 3
     assert f"Three seeds span {round(100 * (max(seeds) - min(seeds)), 1)} points on val" in DOCS["accuracy.md"]
+
+
+def test_gpu_preset_levers_table_is_its_runs():
+    """docs/gpu.md's table of the repeated gpu preset and its levers: every cell from the run's JSON."""
+    text = DOCS["gpu.md"]
+    table = text[text.index("<!-- gpu levers table -->"):text.index("<!-- end of gpu levers table -->")]
+    starts = {"as-is": "| `gpu` as is |", "expandable-segments": "| `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` |",
+              "tokens-32768": "| `--set train.max_batch_tokens=32768` |", "no-lora-dropout": "| `--set lora.dropout=0.0` |"}
+    overrides = {"as-is": [], "expandable-segments": [], "tokens-32768": ["train.max_batch_tokens=32768"],
+                 "no-lora-dropout": ["lora.dropout=0.0"]}
+    for name, start in starts.items():
+        result = load(f"bench/results/tuning/h200-gpu-levers/{name}.json")
+        r = result["results"][0]
+        assert result["device"] == "NVIDIA H200" and r["presets"] == ["gpu"] and r["overrides"] == overrides[name]
+        c = cells("gpu.md", start)
+        assert start in table and c[1:] == [
+            str(r["train_examples_per_s"]), str(r["first_step_seconds"]), str(r["median_step_seconds"]),
+            str(r["train_seconds"]), f"{r['peak_gpu_memory_gib']:.2f}", f"{r['inference_examples_per_s']:,.0f}",
+            f"{r['test']['accuracy']:.4f}", f"{r['official_test']['accuracy']:.4f}"]
+    as_is = load("bench/results/tuning/h200-gpu-levers/as-is.json")["results"][0]
+    tutorial = next(r for r in load("bench/results/gpu-presets/h200.json")["results"] if r["recipe"] == "tutorial")
+    assert (f"{as_is['train_examples_per_s'] / tutorial['train_examples_per_s']:.1f} times the tutorial's "
+            f"{tutorial['train_examples_per_s']}") in " ".join(text.split())
+    profiled = load("bench/results/profile/h200-gpu/run.json")["results"][0]
+    assert f"first step of {as_is['first_step_seconds']} s against {profiled['first_step_seconds']} and" in " ".join(text.split())

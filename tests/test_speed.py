@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
-from llmclf import batching, trainer as trainers
+from llmclf import batching, inference, trainer as trainers
 from llmclf.dense import dense_for_inference
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
@@ -214,3 +214,42 @@ def test_compiled_training_is_the_eager_run(tiny_model, tmp_path):
     assert trainer.args.torch_compile and trainer.accelerator.state.dynamo_plugin.dynamic is False
     assert isinstance(trainer.model_wrapped, torch._dynamo.eval_frame.OptimizedModule)
     assert_same_steps(compiled, eager, rtol=1e-4)
+
+
+def test_a_causal_decoder_takes_right_padded_batches_without_their_mask(tiny_model, tiny_bert, tmp_path):
+    """needs_mask: a right-padded batch gives a causal decoder the same logits and gradients without its
+    attention mask (SDPA's causal kernel, no padding mask built); an encoder attends both ways and keeps
+    it, and the training and inference forwards pass the mask exactly when it is needed."""
+    model, tok = lora_classifier(tiny_model, dense=True)
+    rows, batch = batch_of(tok, n=4)
+    assert len(set(batch[batching.LENGTHS])) > 1  # rows of several lengths: real padding
+    masked = logits_and_grads(model, batch)
+    unmasked = logits_and_grads(model, {"input_ids": batch["input_ids"], "attention_mask": None,
+                                        "labels": batch["labels"]})
+    torch.testing.assert_close(unmasked[0], masked[0], rtol=1e-5, atol=1e-5)
+    for name, grad in masked[1].items():
+        torch.testing.assert_close(unmasked[1][name], grad, rtol=1e-4, atol=1e-6)
+    assert not batching.needs_mask(model)
+
+    bert, bert_tok = load_classifier(Model(name=str(tiny_bert), max_length=64), Quant(mode="none"), CLASSES)
+    assert batching.needs_mask(bert)
+    _, bert_batch = batch_of(bert_tok, n=4)
+    bert.eval()
+    with torch.no_grad():  # the mask matters to an encoder: without it, padding changes the logits
+        assert not torch.allclose(bert(input_ids=bert_batch["input_ids"]).logits,
+                                  bert(input_ids=bert_batch["input_ids"], attention_mask=bert_batch["attention_mask"]).logits)
+
+    seen = []
+    for m, t in ((model, tok), (bert, bert_tok)):
+        hook = m.register_forward_pre_hook(lambda mod, args, kwargs: seen.append("attention_mask" in kwargs),
+                                           with_kwargs=True)
+        inference.predict_logits(m, t, synthetic_texts(2)[0], batch_size=4, max_length=64)
+        train = Train(batch_size=4, eval_each_epoch=False, checkpoint_steps=0)
+        rows = batch_of(t, n=1)[0]
+        trainer = trainers.make_trainer(m, t, train, rows, None, trainers.training_args(
+            train, str(tmp_path), len(rows), bf16=False, seed=0), class_weights=None)
+        inputs = trainer.data_collator(rows)
+        inputs.pop(batching.LENGTHS)  # the chunking step's, before the loss
+        trainer.compute_loss(m, inputs)
+        hook.remove()
+    assert seen == [False, False, False, True, True, True]  # decoder: 2 inference batches + 1 loss; encoder alike
