@@ -410,9 +410,10 @@ def test_gpu_preset_levers_table_is_its_runs():
     text = DOCS["gpu.md"]
     table = text[text.index("<!-- gpu levers table -->"):text.index("<!-- end of gpu levers table -->")]
     starts = {"as-is": "| `gpu` as is |", "expandable-segments": "| `PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True` |",
-              "tokens-32768": "| `--set train.max_batch_tokens=32768` |", "no-lora-dropout": "| `--set lora.dropout=0.0` |"}
+              "tokens-32768": "| `--set train.max_batch_tokens=32768` |", "no-lora-dropout": "| `--set lora.dropout=0.0` |",
+              "no-attention-mask": "| `gpu`, causal decoder without attention mask (another H200) |"}
     overrides = {"as-is": [], "expandable-segments": [], "tokens-32768": ["train.max_batch_tokens=32768"],
-                 "no-lora-dropout": ["lora.dropout=0.0"]}
+                 "no-lora-dropout": ["lora.dropout=0.0"], "no-attention-mask": []}
     for name, start in starts.items():
         result = load(f"bench/results/tuning/h200-gpu-levers/{name}.json")
         r = result["results"][0]
@@ -426,5 +427,9 @@ def test_gpu_preset_levers_table_is_its_runs():
     tutorial = next(r for r in load("bench/results/gpu-presets/h200.json")["results"] if r["recipe"] == "tutorial")
     assert (f"{as_is['train_examples_per_s'] / tutorial['train_examples_per_s']:.1f} times the tutorial's "
             f"{tutorial['train_examples_per_s']}") in " ".join(text.split())
+    no_mask = load("bench/results/tuning/h200-gpu-levers/no-attention-mask.json")["results"][0]
+    assert (f"inference {no_mask['inference_examples_per_s']:,.0f} examples/s against {as_is['inference_examples_per_s']:,.0f}, "
+            f"training no faster ({no_mask['train_examples_per_s']} examples/s, median step "
+            f"{no_mask['median_step_seconds']} s)") in " ".join(text.split())
     profiled = load("bench/results/profile/h200-gpu/run.json")["results"][0]
     assert f"first step of {as_is['first_step_seconds']} s against {profiled['first_step_seconds']} and" in " ".join(text.split())
