@@ -138,10 +138,21 @@ def fetch_gguf(name: str) -> Path:
     return gguf
 
 
+def hf_path(name: str) -> Path:
+    """Where the offline alias `name` keeps its model folder (converted from the GGUF, or unpacked)."""
+    return cache_dir() / name / "hf"
+
+
+def cached(name: str) -> bool:
+    """Whether the offline alias `name` is in the cache: `resolve` then needs no download (a GGUF is
+    converted locally)."""
+    return hf_path(name).is_dir() or bool(OFFLINE_MODELS[name].gguf_name) and gguf_path(name).is_file()
+
+
 def resolve(name: str) -> str:
     """Return a local folder or a hub id for `from_pretrained`."""
     if name in OFFLINE_MODELS:
-        hf = cache_dir() / name / "hf"
+        hf = hf_path(name)
         hf.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(hf.parent / ".lock"):
             spec = OFFLINE_MODELS[name]

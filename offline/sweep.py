@@ -10,6 +10,8 @@ project (WORK/NAME/) whose params.yaml is this one + the plan's presets + the pl
 overrides (`dvc exp run -S` syntax). `--suffix` reuses WORK/NAME's data and adapter and reruns
 only what the new overrides change (baseline and evaluate for `evaluate.*` and `inference.*`). At these
 model sizes one training process leaves the GPU mostly idle (it is host-bound), so experiments run concurrently.
+Before any run starts, every offline alias the experiments train must be in LLMCLF_CACHE (offline/prepare.sh's
+`MODELS`): the host has no network to fetch one.
 Packs go to WORK/out/NAME.tgz; `--part-size MiB` cuts larger ones into parts (.tgz.00, .01, ...) for a
 transfer back with a size limit per file.
 """
@@ -31,7 +33,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from llmclf import params, presets, runlog  # noqa: E402
+from llmclf import basemodel, params, presets, runlog  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
 PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
@@ -60,10 +62,28 @@ def split_hashes(folder: Path) -> dict[str, str]:
 
 def load_plan(path: Path) -> dict:
     plan = params.read_yaml(path)
-    for name, overrides in plan["experiments"].items():
-        if not isinstance(overrides, list):
+    for name, items in plan["experiments"].items():
+        if not isinstance(items, list):
             raise SystemExit(f"error: {path}: experiment {name!r} needs a list of key=value overrides")
     return plan
+
+
+def overrides(plan: dict, name: str, extra: list[str]) -> list[str]:
+    """Experiment `name`'s overrides: the plan's for all runs, then its own, then --set's."""
+    return [*plan.get("set", []), *plan["experiments"][name], *extra]
+
+
+def check_models(plan: dict, names: list[str], extra: list[str]) -> None:
+    """Stop unless every offline alias the experiments train is in LLMCLF_CACHE: without network, a missing
+    one would fail its run only in the baseline stage, after the data stages. Hub ids and folders pass."""
+    model_of = {n: presets.compose(plan.get("presets", []), overrides(plan, n, extra), root=ROOT)["model"]["name"]
+                for n in names}
+    models = {n: m for n, m in model_of.items() if m in basemodel.OFFLINE_MODELS}
+    if missing := {n: m for n, m in models.items() if not basemodel.cached(m)}:
+        runs = ", ".join(f"{n} ({m})" for n, m in missing.items())
+        raise SystemExit(f"error: base models not in {basemodel.cache_dir()}: {runs}; on the machine with network "
+                         f"run MODELS=\"{' '.join(dict.fromkeys(models.values()))}\" bash offline/prepare.sh, "
+                         "then send the pieces again")
 
 
 def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | None) -> Path:
@@ -77,8 +97,8 @@ def prepare(work: Path, name: str, plan: dict, extra: list[str], base: str | Non
         for item in PROJECT:
             src = ROOT / item
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, folder / item)
-    raw = presets.compose(plan.get("presets", []), [*plan.get("set", []), *plan["experiments"][base or name], *extra],
-                          root=folder)  # PyYAML: a GPU host may lack ruamel for presets.apply
+    # PyYAML: a GPU host may lack ruamel for presets.apply
+    raw = presets.compose(plan.get("presets", []), overrides(plan, base or name, extra), root=folder)
     (folder / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return folder
 
@@ -127,7 +147,7 @@ def experiment(work: Path, name: str, plan: dict, extra: list[str], base: str | 
     stages = (("baseline", "evaluate") if base and all(o.startswith(("evaluate.", "inference.")) for o in extra)
               else STAGES)
     result = {"name": name, "base": base, "presets": plan.get("presets", []),
-              "overrides": [*plan.get("set", []), *plan["experiments"][base or name], *extra],
+              "overrides": overrides(plan, base or name, extra),
               "device": gpu} | run(folder, stages)
     result["ran"] = list(result["stage_seconds"])
     if not result["failed"]:
@@ -167,6 +187,7 @@ def main() -> None:
     names = args.only or list(plan["experiments"])
     if unknown := set(names) - set(plan["experiments"]):
         raise SystemExit(f"error: not in {args.plan}: {', '.join(sorted(unknown))}")
+    check_models(plan, names, args.extra)
     import torch
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     args.work.mkdir(parents=True, exist_ok=True)

@@ -411,6 +411,39 @@ def test_sweep_runs_are_imported_as_dvc_experiments(repo, tmp_path):
         assert all(ours[s]["accuracy"] == theirs[s]["accuracy"] for s in splits)
 
 
+def test_sweep_refuses_a_model_missing_from_the_cache(tmp_path, monkeypatch):
+    """Without network, an offline alias missing from LLMCLF_CACHE would fail its run in the baseline stage,
+    after the data stages: offline/sweep.py stops before any run, naming the runs, the models and the fix.
+    Hub ids and local folders are not checked."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("presets: [accurate]\nexperiments:\n  smol: []\n"
+                    "  minilm: [model.name=all-minilm-l6-v2, quant.mode=none]\n"
+                    "  hub: [model.name=HuggingFaceTB/SmolLM2-135M]\n  local: [model.name=/models/mine]\n")
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    sweep = [sys.executable, "offline/sweep.py", "--plan", str(plan), "--work", str(work)]
+    done = subprocess.run(sweep, cwd=REPO, env=os.environ | {"LLMCLF_CACHE": str(cache)},
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and not work.exists()  # no experiment folder, nothing ran
+    assert done.stderr == (f"error: base models not in {cache}: smol (smollm2-135m-instruct), "
+                           "minilm (all-minilm-l6-v2); on the machine with network run "
+                           'MODELS="smollm2-135m-instruct all-minilm-l6-v2" bash offline/prepare.sh, '
+                           "then send the pieces again\n")
+
+    monkeypatch.syspath_prepend(REPO / "offline")
+    import sweep as sweep_py
+    from llmclf import basemodel
+
+    monkeypatch.setenv("LLMCLF_CACHE", str(cache))
+    basemodel.gguf_path("smollm2-135m-instruct").parent.mkdir(parents=True)
+    basemodel.gguf_path("smollm2-135m-instruct").touch()  # as the bundle holds it: the GGUF, converted on first use
+    loaded = sweep_py.load_plan(plan)
+    sweep_py.check_models(loaded, ["smol", "hub", "local"], [])
+    with pytest.raises(SystemExit, match=r"not in .*: minilm \(all-minilm-l6-v2\);"):
+        sweep_py.check_models(loaded, ["smol", "minilm"], [])
+    basemodel.hf_path("all-minilm-l6-v2").mkdir(parents=True)  # a model folder, as unpacked
+    sweep_py.check_models(loaded, list(loaded["experiments"]), [])
+
+
 def without_git(tmp_path: Path) -> str:
     """A PATH with the venv's bin and every other command but git: the GPU host may have none."""
     tools = tmp_path / "tools"
