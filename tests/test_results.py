@@ -206,7 +206,7 @@ def test_accuracy_levers_and_gap_are_experiments_md():
     minilm = load("bench/results/accuracy/minilm-4011-final/train.json")
     assert f"{minilm['train_seconds']:.0f} s" in text and f"{minilm['train_examples_per_s']} ex/s" in text
     best = max(official.values(), key=lambda v: float(v) if v != "-" else 0)
-    assert best == official["smol-best-3761"] and f"measured, {best}, is `smol-best-3761`" in text
+    assert best == official["smol-best-3761"] and f"the best, {best}, is `smol-best-3761`" in text
     # one standard error at 0.92: 0.9 point on 1,000 rows, 0.44 on 3,800
     assert round(100 * math.sqrt(0.92 * 0.08 / 1000), 1) == 0.9 and round(100 * math.sqrt(0.92 * 0.08 / 3800), 2) == 0.44
 
@@ -433,3 +433,81 @@ def test_gpu_preset_levers_table_is_its_runs():
             f"{no_mask['median_step_seconds']} s)") in " ".join(text.split())
     profiled = load("bench/results/profile/h200-gpu/run.json")["results"][0]
     assert f"first step of {as_is['first_step_seconds']} s against {profiled['first_step_seconds']} and" in " ".join(text.split())
+
+
+SEEDS = "bench/results/accuracy/seeds-gpu"
+
+
+def seed_runs() -> dict[str, dict]:
+    """bench/results/accuracy/seeds-gpu: seed run -> its -final eval.json (val and official_test)."""
+    return {p.name: load(f"{SEEDS}/{p.name}/eval.json") for p in sorted((REPO / SEEDS).glob("accurate-*"))}
+
+
+def test_seeds_table_is_its_runs():
+    import yaml
+
+    runs = seed_runs()
+    assert len(runs) == 3
+    sweep, final = ((REPO / SEEDS / log).read_text() for log in ("sweep.log", "sweep-final.log"))
+    assert "on NVIDIA H200" in sweep.splitlines()[0] and "on NVIDIA H200" in final.splitlines()[0]
+    assert len(re.findall(r"(?m)^accurate-seed\d+: val", sweep)) == 3 and "minilm-4011: FAILED in baseline" in sweep
+    for name, ev in runs.items():
+        seed = yaml.safe_load((REPO / SEEDS / name / "params.yaml").read_text())["train"]["seed"]
+        seconds = load(f"{SEEDS}/{name}/train-log.json")["train_seconds"]
+        assert load(f"{SEEDS}/{name}/manifest.json")["device"] == "NVIDIA H200"
+        assert load(f"{SEEDS}/{name}/manifest-final.json")["base"] == name
+        val, official = ev["val"]["accuracy"], ev["official_test"]["accuracy"]
+        assert cells("accuracy.md", f"| `{name}-final` |")[1:] == [str(seed), f"{val:.3f}", f"{official:.4f}", str(seconds)]
+        assert f"{name}-final: val {val:.4f}, official_test {official:.4f}; train {seconds} s" in final
+    val = [ev["val"]["accuracy"] for ev in runs.values()]
+    official = [ev["official_test"]["accuracy"] for ev in runs.values()]
+    spread = (f"{100 * (max(val) - min(val)):.1f}", f"{100 * (max(official) - min(official)):.2f}")
+    assert cells("accuracy.md", "| mean of the seeds |")[2:4] == [f"{sum(val) / 3:.4f}", f"{sum(official) / 3:.4f}"]
+    assert cells("accuracy.md", "| spread (max − min), points |")[2:4] == list(spread)
+    text = " ".join(DOCS["accuracy.md"].split())
+    assert f"spread on official test is {spread[1]} point, on val {spread[0]}" in text
+    assert f"({min(official)} to {max(official)} over three more training seeds)" in text
+    # chosen on val: the seed with the best val, and how far it leads on official test
+    best = max(runs, key=lambda n: runs[n]["val"]["accuracy"])
+    lead = 100 * (runs[best]["official_test"]["accuracy"] - sorted(official)[-2])
+    assert f"the single `{best}` model has the best val ({runs[best]['val']['accuracy']:.3f}" in text
+    assert f"the seeds' {spread[0]} point on val is less than one standard error on 1,000 rows (0.9 point)" in text
+    assert float(spread[0]) < 100 * math.sqrt(0.92 * 0.08 / 1000) and lead < 100 * math.sqrt(0.92 * 0.08 / 3800)
+    assert f"Seed {best.removeprefix('accurate-seed')} also leads on official test, by {lead:.2f} point" in text
+    assert max(official) == runs[best]["official_test"]["accuracy"]
+    assert f"The best single model measured, {max(official)}, is `{best}`" in text
+    assert f"seeds' {spread[1]}-point spread" in text
+
+
+@pytest.mark.parametrize("folder", ["ensemble-2-seeds", "ensemble-3-seeds"])
+def test_seed_ensemble_rows_are_their_scores(folder):
+    ev = load(f"{SEEDS}/{folder}/eval.json")
+    # the ensemble's own model: the seed run whose -final scores its evaluate stage repeats
+    own = [n for n, run in seed_runs().items() if (run["val"], run["official_test"]) == (ev["val"], ev["official_test"])]
+    assert len(own) == 1
+    ens = ev["ensemble"]
+    models = [*own, *ens["members"]]
+    assert ens["models"] == len(models)
+    val, official = ens["val"]["accuracy"], ens["official_test"]["accuracy"]
+    assert cells("accuracy.md", f"| `{folder}` |")[1:] == [", ".join(f"`{m}`" for m in models), f"{ens['parameters']:,}",
+                                                           f"{val:.3f}", f"{official:.4f}"]
+    log = (REPO / SEEDS / folder / "ensemble.log").read_text()
+    assert f"ensemble of {len(models)} models, {ens['parameters']:,} parameters, official_test: accuracy {official:.4f}" in log
+
+
+def test_seed_ensembles_text_is_their_scores():
+    two, three = (load(f"{SEEDS}/ensemble-{n}-seeds/eval.json")["ensemble"] for n in (2, 3))
+    seeds_mean = sum(run["official_test"]["accuracy"] for run in seed_runs().values()) / 3
+    # the SmolLM2 + MiniLM ensemble's official test, as a GPU run and on a CPU
+    pair = sorted(load(f"bench/results/accuracy/{f}/official_test.json")["mean"]
+                  for f in ("ensemble-gpu-r64-minilm", "ensemble-r64-minilm"))
+    text = " ".join(DOCS["accuracy.md"].split())
+    o2, o3 = two["official_test"]["accuracy"], three["official_test"]["accuracy"]
+    assert f"Averaging 2 or 3 seeds of one setting gives {o2} / {o3} on official test, " \
+           f"{100 * (o2 - seeds_mean):.2f} / {100 * (o3 - seeds_mean):.2f} point above the seeds' mean, and below the " \
+           f"SmolLM2 + MiniLM ensemble's {pair[0]:.4f}–{pair[1]:.4f}" in text and max(o2, o3) < pair[0]
+    assert f"each seed adds {two['parameters'] // 2:,} parameters" in text and three["parameters"] == 3 * two["parameters"] // 2
+    best_val = max(run["val"]["accuracy"] for run in seed_runs().values())
+    assert two["val"]["accuracy"] == three["val"]["accuracy"] < best_val
+    assert f"above both ensembles' {two['val']['accuracy']:.3f})" in text
+    assert f"three seeds of SmolLM2 together {o3}" in text and f"{100 * (0.93 - o3):.2f} point ({o3})" in text
