@@ -1,7 +1,10 @@
 """LoRA: the trainable low-rank adapters (and the classification head) on the loaded base model."""
 from __future__ import annotations
 
+import torch
+
 from .errors import ModelError
+from .loading import CLASSIFIER_HEADS
 from .params import Lora
 
 
@@ -15,13 +18,15 @@ def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool, f
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     targets = lora.target_modules
     if targets != "all-linear":
-        missing = [t for t in targets if t not in names]
-        if missing:
-            raise ModelError(f"lora.target_modules {missing} are not modules of this model; "
-                             "use names such as q_proj, k_proj, v_proj, o_proj or 'all-linear'")
+        names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+        if missing := [t for t in targets if t not in names]:
+            # this model's own names (an encoder's: query, key, value, dense), not a decoder's
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                             if isinstance(m, torch.nn.Linear)} - set(CLASSIFIER_HEADS))
+            raise ModelError(f"lora.target_modules {missing} are not modules of this model; its linear "
+                             f"layers are named {', '.join(linear)}: list some of them, or use 'all-linear'")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,
                         target_modules=targets if targets == "all-linear" else list(targets),
                         task_type="SEQ_CLS")

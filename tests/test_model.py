@@ -386,3 +386,12 @@ def test_a_changed_adapter_or_base_is_an_error(saved_adapter, tiny_model, tmp_pa
 def test_flash_attention_without_cuda_is_an_error(tiny_model):
     with pytest.raises(UserError, match="flash_attention_2 needs a CUDA GPU; use sdpa"):
         load_classifier(Model(name=str(tiny_model), attn_implementation="flash_attention_2"), Quant(), CLASSES)
+
+
+def test_lora_targets_a_model_lacks_are_refused_with_its_own_layer_names(tiny_bert):
+    """A decoder's target names on an encoder: the error lists the encoder's linear layers (not the head)."""
+    bert, _ = load_classifier(Model(name=str(tiny_bert), max_length=64), Quant(mode="none"), CLASSES)
+    with pytest.raises(ModelError) as e:
+        add_lora(bert, Lora(target_modules=["q_proj", "query"]), quantized=False, gradient_checkpointing=False)
+    assert "['q_proj'] are not modules of this model" in str(e.value)
+    assert "named dense, key, query, value: list some of them, or use 'all-linear'" in str(e.value)
