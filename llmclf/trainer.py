@@ -188,6 +188,9 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         bf16=bf16, seed=seed, data_seed=seed, report_to="none", disable_tqdm=False, use_cpu=use_cpu,
         optim=train.optimizer, logging_nan_inf_filter=train.nan_inf_filter,
         ddp_find_unused_parameters=False,  # LoRA and the head all take part in every step: no search each step
+        # rows go whole to `collate`, which takes what it needs: the Trainer would otherwise drop every key
+        # the model's forward does not name, distillation's soft labels among them
+        remove_unused_columns=False,
         torch_compile=train.compile != "none",
         torch_compile_mode=None if train.compile in ("none", "default") else train.compile,
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says

@@ -84,6 +84,23 @@ def test_the_loss_mixes_the_labels_and_the_soft_labels_cross_entropies(lora_mode
         trainer_for(model, tok, rows, tmp_path, label_smoothing=0.0).compute_loss(model, plain).item(), rel=1e-5)
 
 
+def test_the_trainers_own_batches_carry_the_soft_labels(lora_model, tmp_path):
+    """The rows' soft labels reach the loss through the Trainer's own data loader (which drops, unless
+    told not to, every key the model's forward does not name): its batch's loss is the mixed one."""
+    model, tok = lora_model
+    rows, _ = rows_and_batch(tok, 2, seed=3)
+    trainer = trainer_for(model, tok, rows, tmp_path, distill_alpha=0.5, batch_size=len(rows))
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch.pop(batching.LENGTHS)
+    soft = batch[batching.SOFT_LABELS]
+    assert soft.shape == (len(rows), len(CLASSES)) and not torch.equal(soft.argmax(1), batch["labels"])
+    model.train()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    want = by_hand(logits, batch["labels"], soft, 0.5)
+    assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(want.item(), rel=1e-5)
+
+
 def test_chunks_buckets_and_filler_rows_give_the_same_update(lora_model, tmp_path):
     model, tok = lora_model
     rows, batch = rows_and_batch(tok, 4, seed=5)
