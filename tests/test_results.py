@@ -511,3 +511,26 @@ def test_seed_ensembles_text_is_their_scores():
     assert two["val"]["accuracy"] == three["val"]["accuracy"] < best_val
     assert f"above both ensembles' {two['val']['accuracy']:.3f})" in text
     assert f"three seeds of SmolLM2 together {o3}" in text and f"{100 * (0.93 - o3):.2f} point ({o3})" in text
+
+
+def test_distillation_table_is_its_runs():
+    """docs/accuracy.md's distillation table: each run's val and test scores from its committed files."""
+    folder = "bench/results/accuracy/distill-cpu"
+    runs = {name: (load(f"{folder}/{name}/eval.json"), load(f"{folder}/{name}/train.json") if name != "ensemble" else {})
+            for name in ("plain", "minilm", "distilled", "ensemble")}
+    ens = runs["ensemble"][0]["ensemble"]
+    assert ens["models"] == 2 and runs["distilled"][1]["teachers"] == ["main-smollm2", "cpu-minilm"]
+    rows = {"plain": ("| SmolLM2, the committed run |", runs["plain"]),
+            "minilm": ("| MiniLM-L6 |", runs["minilm"]),
+            "distilled": ("| SmolLM2 distilled from both (`distill_alpha` 0.5) |", runs["distilled"])}
+    for name, (start, (ev, train)) in rows.items():
+        assert cells("accuracy.md", start)[1:] == ["1", str(train["val_accuracy"]), str(ev["test"]["accuracy"]),
+                                                  str(ev["test"]["ece"])], name
+    assert cells("accuracy.md", "| both, an ensemble (`evaluate.members`) |")[1:] == [
+        "2", "", str(ens["test"]["accuracy"]), str(ens["test"]["ece"])]
+    plain, distilled = runs["plain"][0]["test"]["accuracy"], runs["distilled"][0]["test"]["accuracy"]
+    text = " ".join(DOCS["accuracy.md"].split())
+    assert (f"scores {round(100 * (distilled - plain), 1)} point above the same model trained on the labels alone, "
+            f"{round(100 * (ens['test']['accuracy'] - distilled), 1)} below its teachers' ensemble") in text
+    assert f"the teachers' ensemble itself gains {round(100 * (ens['test']['accuracy'] - plain), 1)}" in text
+    assert runs["plain"][0]["test"] == load("metrics/eval.json")["test"]  # the committed run's
