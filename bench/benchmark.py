@@ -335,9 +335,9 @@ def main() -> None:
     runs = [("project", names.split("+")) for names in args.presets] if "project" in args.recipes else []
     runs = sorted(runs + [("tutorial", [])] * ("tutorial" in args.recipes),
                   key=lambda run: args.recipes.index(run[0]))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     for recipe, names in runs:
-        if args.profile:
-            args.profile.mkdir(parents=True, exist_ok=True)
         result["results"].append(run_tutorial(p) if recipe == "tutorial" else
                                  run_project(names, args.overrides, profile=args.profile))
         result["targets"] = targets(result)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batching import length_sorted_batches, model_inputs, needs_mask, pad_right
+from .batching import TOKENS, length_sorted_batches, model_inputs, needs_mask, pad_right
 from .dense import dense_for_inference
 from .params import Inference
 
@@ -26,7 +26,7 @@ def predict_logits(model, tok, texts: list[str], batch_size: int, max_length: in
     mask_needed = needs_mask(model)
     logits, order = [], []
     for idx in length_sorted_batches([len(ids) for ids in enc], batch_size, desc, max_tokens):
-        batch = dict(zip(("input_ids", "attention_mask"), pad_right([enc[i] for i in idx], tok.pad_token_id)))
+        batch = dict(zip(TOKENS, pad_right([enc[i] for i in idx], tok.pad_token_id)))
         # pinned: the copy is queued behind the kernels instead of waiting for them
         batch = {k: (v.pin_memory() if dev.type == "cuda" else v).to(dev, non_blocking=True)
                  for k, v in model_inputs(batch, mask_needed).items()}
