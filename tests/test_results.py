@@ -64,7 +64,51 @@ def test_presets_tables_are_the_benchmark_json():
     assert {("qlora", "training x tutorial"), ("qlora", "peak GiB"), ("small-gpu", "training x tutorial"),
             ("small-gpu", "peak GiB")} <= met
     assert ("gpu", "training x tutorial") not in met and ("gpu", "inference x tutorial") not in met
-    assert bench.headline(run).startswith("| `gpu` preset, NVIDIA H200 | 0.8861 (tutorial 0.8834) | 28.3x | 15.4x |")
+    assert bench.headline(run).startswith("| `gpu` preset, NVIDIA H200 | 0.8853 (tutorial 0.8829) | 28.9x | 14.4x |")
+
+
+def test_presets_run_text_is_its_json():
+    """The bullets under the preset run's tables: speeds, steps and accuracy changes from its JSON."""
+    run = load("bench/results/gpu-presets/h200.json")
+    gpu, qlora, small, tutorial = run["results"]
+    target = {(c["preset"], c["target"]): c["measured"] for c in run["targets"]}
+    text = " ".join(DOCS["gpu.md"].split())
+    assert f"median step took {gpu['median_step_seconds']} s here against" in text
+    assert (f"`qlora` {target['qlora', 'training x tutorial']}× the tutorial's training speed in "
+            f"{qlora['peak_gpu_memory_gib']:.1f} GiB") in text
+    assert (f"(−{-target['qlora', 'test accuracy change, points']} / +{target['qlora', 'official_test accuracy change, points']})"
+            in text)
+    assert (f"`small-gpu` {target['small-gpu', 'training x tutorial']}× in {small['peak_gpu_memory_gib']:.2f} GiB against "
+            f"the tutorial's {tutorial['peak_gpu_memory_gib']:.2f}") in text
+    assert (f"`gpu` trains at {target['gpu', 'training x tutorial']}× (target 50×) and predicts at "
+            f"{target['gpu', 'inference x tutorial']}× (evaluate) and {target['gpu', 'baseline inference x tutorial']}×") in text
+    assert (f"loses {-target['gpu', 'test accuracy change, points']} point on the 2,000 test rows while gaining "
+            f"{target['gpu', 'official_test accuracy change, points']} on the 3,800") in text
+    assert (f"({gpu['train_examples_per_s']} and {qlora['train_examples_per_s']} examples/s, 32 steps in "
+            f"{gpu['train_seconds']} and {qlora['train_seconds']} s, median steps {gpu['median_step_seconds']} and "
+            f"{qlora['median_step_seconds']} s for 256 rows)") in text and gpu["train_steps"] == qlora["train_steps"] == 32
+    fifty = 50 * tutorial["train_examples_per_s"]
+    assert (f"50× this run's tutorial ({tutorial['train_examples_per_s']} examples/s) is {fifty:.0f} examples/s, "
+            f"{8000 / fifty:.1f} s for the epoch's 8,000 rows: 32 steps of {8000 / fifty / 32:.2f} s") in text
+    assert f"(the preset: {gpu['test']['accuracy']:.4f}, {gpu['official_test']['accuracy']:.4f})" in text
+
+
+def test_inference_batch_bullet_is_its_runs():
+    """Two runs at once on one host's two H200s: the preset's inference batches against batches of 256."""
+    folder = "bench/results/tuning/h200-inference-batch"
+    as_is, small = (load(f"{folder}/{n}.json") for n in ("as-is", "batch-256"))
+    assert {as_is["env"]["CUDA_VISIBLE_DEVICES"], small["env"]["CUDA_VISIBLE_DEVICES"]} == {"0", "1"}
+    a, b = as_is["results"][0], small["results"][0]
+    assert a["overrides"] == [] and b["overrides"] == ["inference.batch_size=256", "inference.max_batch_tokens=16384"]
+    assert (a["params"]["inference"]["batch_size"], a["params"]["inference"]["max_batch_tokens"]) == (1024, 65536)
+    tutorial = load("bench/results/gpu-presets/h200.json")["results"][3]
+    text = " ".join(DOCS["gpu.md"].split())
+    assert (f"batches of up to 1,024 rows / 65,536 tokens, {a['inference_examples_per_s']:,.0f} examples/s; with "
+            f"`--set inference.batch_size=256 inference.max_batch_tokens=16384`, {b['inference_examples_per_s']:,.0f}. "
+            "A quarter of the rows a batch ran at half the speed") in text
+    assert 0.4 < b["inference_examples_per_s"] / a["inference_examples_per_s"] < 0.6
+    assert (f"{a['inference_examples_per_s']:,.0f} is {a['inference_examples_per_s'] / tutorial['inference_examples_per_s']:.1f} "
+            f"times this run's tutorial ({tutorial['inference_examples_per_s']:.0f} examples/s, another run)") in text
 
 
 def test_benchmark_table_is_the_h100_run():
@@ -433,6 +477,8 @@ def test_gpu_preset_levers_table_is_its_runs():
             f"{no_mask['median_step_seconds']} s)") in " ".join(text.split())
     profiled = load("bench/results/profile/h200-gpu/run.json")["results"][0]
     assert f"first step of {as_is['first_step_seconds']} s against {profiled['first_step_seconds']} and" in " ".join(text.split())
+    assert (f"decide between {profiled['train_examples_per_s']} (the profiled run, `bench/results/profile/h200-gpu/run.json`) "
+            f"and {as_is['train_examples_per_s']} examples/s") in " ".join(text.split())
 
 
 SEEDS = "bench/results/accuracy/seeds-gpu"
