@@ -15,7 +15,9 @@ would. Training speed is trainer.train()'s wall time in both (with the tutorial'
 runs each stage under cProfile and writes where its host time went (DIR/PRESET-STAGE.txt: the functions
 with the most time, own and cumulative; a wait for the GPU shows as time in the call that waited), for
 finding what bounds a host-bound step; its speeds carry the profiler's overhead, so compare them with
-nothing but other profiled runs.
+nothing but other profiled runs. Each run also records the host's load before and after it (`host`: the
+1-minute load average, every GPU's utilization and memory in use): a host-bound step slows down when
+other runs share the host, so compare runs made beside the same load.
 """
 from __future__ import annotations
 
@@ -44,6 +46,25 @@ EVAL_SPLITS = ("test", "official_test")
 
 def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or 'x86_64'})"
+
+
+def gpu_states(csv: str) -> list[dict]:
+    """Rows of `nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader,nounits`."""
+    rows = [[cell.strip() for cell in line.split(",")] for line in csv.strip().splitlines()]
+    return [{"index": int(i), "utilization_percent": int(u), "memory_used_mib": int(m)} for i, u, m in rows]
+
+
+def host_state() -> dict:
+    """What else loads the host as a run starts or ends: a host-bound step slows when other processes
+    share the CPUs, so runs of one setting compare only with the load they ran beside. Every GPU of the
+    host, visible to this process or not (nvidia-smi ignores CUDA_VISIBLE_DEVICES)."""
+    state = {"load_average_1min": round(os.getloadavg()[0], 2)}
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=index,utilization.gpu,memory.used",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return state
+    return state | ({"gpus": gpu_states(smi.stdout)} if smi.returncode == 0 else {})
 
 
 def sync() -> None:
@@ -327,7 +348,7 @@ def main() -> None:
         ap.error("--out is required")
     p = params.parse(presets.compose([], args.overrides))  # the tutorial takes model.name, seed, classes
     summary = json.loads(Path(SPLITS, "summary.json").read_text())
-    result = {"device": device_name(), "torch": torch.__version__,
+    result = {"device": device_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "model": p.model.name,
               # settings outside params that change speed (the CUDA allocator, visible GPUs)
               "env": {k: v for k, v in os.environ.items() if k.startswith(("PYTORCH_", "CUDA_", "NCCL_"))},
@@ -338,8 +359,10 @@ def main() -> None:
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     for recipe, names in runs:
+        before = host_state()
         result["results"].append(run_tutorial(p) if recipe == "tutorial" else
                                  run_project(names, args.overrides, profile=args.profile))
+        result["results"][-1]["host"] = {"before": before, "after": host_state()}
         result["targets"] = targets(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each run: a timeout keeps the others

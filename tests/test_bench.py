@@ -153,3 +153,20 @@ def test_a_profiled_stage_runs_as_a_script_and_its_summary_names_where_the_time_
     text = bench.profile_summary(tmp_path / "run.prof")
     assert "Ordered by: cumulative time" in text and "Ordered by: internal time" in text
     assert "costly_helper" in text and "<genexpr>" in text
+
+
+def test_host_state_records_the_load_and_every_gpu(bench, monkeypatch, tmp_path):
+    """Each run records the host's load before and after it: the 1-minute load average and, where
+    nvidia-smi answers, every GPU's utilization and memory in use (other runs beside this one)."""
+    assert bench.gpu_states("0, 8, 1291\n1, 100, 56591\n") == [
+        {"index": 0, "utilization_percent": 8, "memory_used_mib": 1291},
+        {"index": 1, "utilization_percent": 100, "memory_used_mib": 56591}]
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, 3, 512'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    state = bench.host_state()
+    assert state["gpus"] == [{"index": 0, "utilization_percent": 3, "memory_used_mib": 512}]
+    assert state["load_average_1min"] >= 0
+    monkeypatch.setenv("PATH", str(tmp_path / "none"))  # no nvidia-smi: the load alone
+    assert set(bench.host_state()) == {"load_average_1min"}
