@@ -16,6 +16,9 @@
 #   bash offline/run.sh ensemble NAME...   # sweep runs of one split as an ensemble: the evaluate stage of
 #                                          # the first, the others its members, on val and official test,
 #                                          # in a copy of the first ($SWEEP/ensemble, metrics/eval.json)
+#   bash offline/run.sh distill NAME TEACHER...  # sweep run NAME trained again with the TEACHER runs'
+#                                          # soft labels (train.teachers), then scored on val and official
+#                                          # test, in a copy of NAME ($SWEEP/distill, log distill.log)
 #   bash offline/run.sh py SCRIPT [args]   # any script with the packages, models and data in place
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +35,12 @@ for tool in "dvc:$py -m dvc" "python:$py"; do  # replaced whole, not rewritten: 
   printf '#!/bin/sh\nexec %s "$@"\n' "${tool#*:}" > "$STAGE/bin/.${tool%%:*}.$$"
   chmod +x "$STAGE/bin/.${tool%%:*}.$$" && mv "$STAGE/bin/.${tool%%:*}.$$" "$STAGE/bin/${tool%%:*}"
 done
+set_params() {  # params.yaml of the current folder, with each KEY=VALUE override applied
+  python3 -c "import sys, yaml; from llmclf import params, presets
+doc = params.read_yaml('params.yaml')
+for item in sys.argv[1:]: presets.override(doc, item)
+open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "$@"
+}
 cmd=${1:-}; shift || true
 case "$cmd" in
   receive)
@@ -106,12 +115,22 @@ open('params.yaml', 'w').write(text)"  # the tutorial's rows
       members+=("models/members/$n")
     done
     list=$(IFS=,; echo "${members[*]}")
-    cd "$out" && python3 -c "import sys, yaml; from llmclf import params, presets
-doc = params.read_yaml('params.yaml')
-for item in sys.argv[1:]: presets.override(doc, item)
-open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "evaluate.members=[$list]" 'evaluate.splits=[val, official_test]'
+    cd "$out" && set_params "evaluate.members=[$list]" 'evaluate.splits=[val, official_test]'
     python3 stages/evaluate.py 2>&1 | tee evaluate.log | grep -E '^(ensemble of .*, )?(val|official_test): ';;
+  distill)
+    out="$SWEEP/distill"; rm -rf "$out"; cp -r "$SWEEP/$1" "$out"
+    rm -rf "$out"/{run.log,manifest.json,llmclf,stages,models/adapter}
+    cp -r llmclf stages "$out/"  # this checkout's code, as for ensemble
+    teachers=()
+    for n in "${@:2}"; do
+      (cd "$out" && python3 -m llmclf.cli member save "$n" --teacher --adapter "$SWEEP/$n/models/adapter" \
+        --calibration "$SWEEP/$n/models/calibration.json")
+      teachers+=("models/teachers/$n")
+    done
+    list=$(IFS=,; echo "${teachers[*]}")
+    cd "$out" && set_params "train.teachers=[$list]" 'evaluate.splits=[val, official_test]'
+    { python3 stages/train.py && python3 stages/evaluate.py; } 2>&1 | tee distill.log | grep -E '^(val|official_test): ';;
   py)
     python3 "$@";;
-  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | dvc ARGS | push DIR [--piece-size SIZE] [EXP...] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | py SCRIPT [args]" >&2; exit 2;;
+  *) echo "usage: $0 receive N | bench [args] | multigpu [args] | sweep [args] | dvc ARGS | push DIR [--piece-size SIZE] [EXP...] | start CMD [args] | wait SECONDS | fetch PATTERN | ensemble NAME... | distill NAME TEACHER... | py SCRIPT [args]" >&2; exit 2;;
 esac
