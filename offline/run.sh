@@ -41,6 +41,20 @@ doc = params.read_yaml('params.yaml')
 for item in sys.argv[1:]: presets.override(doc, item)
 open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "$@"
 }
+# $SWEEP/DEST: a copy of sweep run NAME with this checkout's code (the run's copy may predate members and
+# teachers), each OTHER run saved in it as KIND (members or teachers); $list: their folders, comma-separated
+copy_with() {  # DEST KIND NAME OTHER...
+  local out="$SWEEP/$1" kind=$2 flag=() saved=() n
+  [ "$kind" = teachers ] && flag=(--teacher)
+  rm -rf "$out"; cp -r "$SWEEP/$3" "$out"; rm -rf "$out"/{run.log,manifest.json,llmclf,stages}
+  cp -r llmclf stages "$out/"
+  for n in "${@:4}"; do
+    (cd "$out" && python3 -m llmclf.cli member save "$n" "${flag[@]}" --adapter "$SWEEP/$n/models/adapter" \
+      --calibration "$SWEEP/$n/models/calibration.json")
+    saved+=("models/$kind/$n")
+  done
+  list=$(IFS=,; echo "${saved[*]}")
+}
 cmd=${1:-}; shift || true
 case "$cmd" in
   receive)
@@ -106,29 +120,12 @@ open('params.yaml', 'w').write(text)"  # the tutorial's rows
     dest=${2:-${OUT:-$PWD/fetched}}; mkdir -p "$dest"
     for f in "$STAGE"/$1; do cp "$f" "$dest/"; done; ls -la "$dest";;
   ensemble)
-    out="$SWEEP/ensemble"; rm -rf "$out"; cp -r "$SWEEP/$1" "$out"; rm -rf "$out"/{run.log,manifest.json,llmclf,stages}
-    cp -r llmclf stages "$out/"  # this checkout's code: the run's copy may predate members
-    members=()
-    for n in "${@:2}"; do
-      (cd "$out" && python3 -m llmclf.cli member save "$n" --adapter "$SWEEP/$n/models/adapter" \
-        --calibration "$SWEEP/$n/models/calibration.json")
-      members+=("models/members/$n")
-    done
-    list=$(IFS=,; echo "${members[*]}")
-    cd "$out" && set_params "evaluate.members=[$list]" 'evaluate.splits=[val, official_test]'
+    copy_with ensemble members "$@"
+    cd "$SWEEP/ensemble" && set_params "evaluate.members=[$list]" 'evaluate.splits=[val, official_test]'
     python3 stages/evaluate.py 2>&1 | tee evaluate.log | grep -E '^(ensemble of .*, )?(val|official_test): ';;
   distill)
-    out="$SWEEP/distill"; rm -rf "$out"; cp -r "$SWEEP/$1" "$out"
-    rm -rf "$out"/{run.log,manifest.json,llmclf,stages,models/adapter}
-    cp -r llmclf stages "$out/"  # this checkout's code, as for ensemble
-    teachers=()
-    for n in "${@:2}"; do
-      (cd "$out" && python3 -m llmclf.cli member save "$n" --teacher --adapter "$SWEEP/$n/models/adapter" \
-        --calibration "$SWEEP/$n/models/calibration.json")
-      teachers+=("models/teachers/$n")
-    done
-    list=$(IFS=,; echo "${teachers[*]}")
-    cd "$out" && set_params "train.teachers=[$list]" 'evaluate.splits=[val, official_test]'
+    copy_with distill teachers "$@"
+    cd "$SWEEP/distill" && rm -rf models/adapter && set_params "train.teachers=[$list]" 'evaluate.splits=[val, official_test]'
     { python3 stages/train.py && python3 stages/evaluate.py; } 2>&1 | tee distill.log | grep -E '^(val|official_test): ';;
   py)
     python3 "$@";;

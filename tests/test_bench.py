@@ -139,8 +139,6 @@ def test_multigpu_table_has_a_row_per_run(multigpu):
 def test_a_profiled_stage_runs_as_a_script_and_its_summary_names_where_the_time_went(bench, tmp_path):
     """--profile: a stage runs as `python stages/NAME.py` would (its folder importable, __main__, __file__),
     with no tqdm monitor thread; the summary lists the functions by cumulative and by own time."""
-    import subprocess
-
     (tmp_path / "stages").mkdir()
     (tmp_path / "stages/_sibling.py").write_text("def costly_helper():\n    return sum(i * i for i in range(200_000))\n")
     (tmp_path / "stages/run.py").write_text(
