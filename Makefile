@@ -1,14 +1,17 @@
 # One command each: `make repro` runs the pipeline, `make test` runs the tests.
-# Both create the virtual environment (.venv) when it is missing or pyproject.toml changed.
+# Both create the virtual environment (.venv) from requirements.lock when it is missing or changed.
 VENV   ?= .venv
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup repro test check-reference
+.PHONY: setup repro test lock check-reference
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock: the exact versions and sha256 hashes that made the committed reference run
+# (Linux x86-64, CPython 3.11, the CPU build of torch). pip refuses any file whose hash differs.
+$(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 # params.yaml as committed: the CPU main job. Other settings: `llmclf preset NAME --exp` (README).
@@ -19,8 +22,15 @@ repro: setup
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 pytest $(PYTEST_ARGS)
 
-# The committed reference run is current: every stage of dvc.lock matches the code, params, data and
-# outputs in the checkout (after `make repro`, or straight after a clone for the committed metrics).
+# Newest versions pyproject.toml's ranges allow, then the reference run re-recorded with them:
+# commit requirements.lock, dvc.lock and metrics/ together.
+lock: setup
+	pip-compile --quiet --upgrade --generate-hashes --allow-unsafe --strip-extras --extra dev \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
+	$(MAKE) setup
+	dvc repro --force
+
+# The committed reference run is what the code produces: `make repro`, then nothing tracked changed.
 check-reference: setup
 	dvc status --json | python -c "import json, sys; s = json.load(sys.stdin); \
 	  [print(k, v) for k, v in s.items()]; sys.exit(1 if s else 0)"
