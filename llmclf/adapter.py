@@ -73,6 +73,7 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
 
     for config in model.peft_config.values():  # the base as the user names it, never the cache folder it
         config.base_model_name_or_path = p.model.name  # resolved to on the machine that trained
+        config.peft_version = None  # peft's own version: a patch release would change the saved bytes
         if isinstance(config.target_modules, set):  # all-linear, expanded: a set's order differs between
             config.target_modules = sorted(config.target_modules)  # processes, the saved file must not
     # no embeddings are trained: without this, peft would look the base name up on the hub to compare

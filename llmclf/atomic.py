@@ -30,6 +30,7 @@ def atomic_path(target: str | Path, is_dir: bool = False) -> Iterator[Path]:
         work.mkdir()
     try:
         yield work
+        _plain_modes(work)
         if target.is_dir() and not target.is_symlink():
             # a directory cannot be renamed over a non-empty one: move the old aside first
             old = tmp / ".old"
@@ -37,6 +38,16 @@ def atomic_path(target: str | Path, is_dir: bool = False) -> Iterator[Path]:
         os.replace(work, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _plain_modes(path: Path) -> None:
+    """The modes a plain open() or mkdir() gives (umask applied): writers that go through a private
+    temporary file (safetensors) leave 0600, which a teammate on a shared machine cannot read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if not p.is_symlink():
+            p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
 
 
 def write_json(obj, target: str | Path) -> None:

@@ -18,6 +18,11 @@ def curves_callback(folder: str):
         """Losses, scores and the schedule, without the Trainer's timings: those differ from run to run,
         and the versioned curves of a rerun are the same bytes."""
 
+        def setup(self, args, state, model):
+            # no params.yaml of every TrainingArguments field: it changes with each transformers release,
+            # and what the pipeline sets is in params.yaml and dvc.lock already
+            self._initialized = True
+
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
             logs = {k: v for k, v in (logs or {}).items() if not k.endswith(TIMINGS)}
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
