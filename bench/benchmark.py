@@ -10,8 +10,8 @@ The tutorial's code path: nf4 + double quant, prepare_model_for_kbit_training de
 checkpointing on), batch 8, max_length 512, padding per batch, eval + save each epoch, and its 32-row
 `model(**inputs)` inference loop in data order. A preset's run: stages/baseline.py, train.py and
 evaluate.py as subprocesses with params.yaml + the preset (NAME, or A+B for several), as `dvc repro`
-would. Training speed is trainer.train()'s wall time in both (with the tutorial's per-epoch validation).
-`python bench/benchmark.py --docs RESULT.json` prints the tables docs/gpu.md shows. `--profile DIR`
+would. Training speed is trainer.train()'s wall time in both (with the tutorial's per-epoch validation);
+the docs show committed results through `python bench/tables.py`. `--profile DIR`
 runs each stage under cProfile and writes where its host time went (DIR/PRESET-STAGE.txt: the functions
 with the most time, own and cumulative; a wait for the GPU shows as time in the call that waited), for
 finding what bounds a host-bound step; its speeds carry the profiler's overhead, so compare them with
@@ -38,7 +38,9 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from llmclf import basemodel, metrics, params, presets, runlog, splits, trainer as trainers  # noqa: E402
+from tables import bench_table, name  # noqa: E402
 
 SPLITS = "data/splits"
 EVAL_SPLITS = ("test", "official_test")
@@ -244,12 +246,6 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
     return out
 
 
-def name(r: dict) -> str:
-    if r["recipe"] == "tutorial":
-        return "tutorial as written"
-    return "+".join(r["presets"]) + (" " + " ".join(r["overrides"]) if r["overrides"] else "")
-
-
 # The targets, as multiples of the tutorial's numbers of the same run: training examples/s, with peak
 # GPU memory at most `memory` GiB (None: no higher than the tutorial's); inference examples/s
 # (evaluate and the untrained-head baseline). Accuracy within 0.5 point on test and official test.
@@ -287,26 +283,6 @@ def targets(result: dict) -> list[dict]:
     return checks
 
 
-def table(results: list[dict]) -> str:
-    """One row a run; speeds also as multiples of the tutorial's where it is among them."""
-    tutorial = next((r for r in results if r["recipe"] == "tutorial" and "error" not in r), None)
-    times = lambda r, k: f" ({r[k] / tutorial[k]:.1f}x)" if tutorial and r is not tutorial else ""  # noqa: E731
-    cols = ["run", "test acc before → after", "official test acc before → after", "train ex/s",
-            "train tok/s", "infer ex/s", "peak GiB", "wall s"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {name(r)} | failed: {r['error'][:80]} |" + " |" * (len(cols) - 2))
-            continue
-        acc = lambda split: f"{r[f'baseline_{split}']['accuracy']:.4f} → {r[split]['accuracy']:.4f}"  # noqa: E731
-        lines.append("| " + " | ".join([
-            name(r), acc("test"), acc("official_test"),
-            f"{r['train_examples_per_s']:,.1f}{times(r, 'train_examples_per_s')}", f"{r['train_tokens_per_s']:,.0f}",
-            f"{r['inference_examples_per_s']:,.0f}{times(r, 'inference_examples_per_s')}",
-            f"{r['peak_gpu_memory_gib']:.2f}", f"{r['wall_seconds']:.0f}"]) + " |")
-    return "\n".join(lines)
-
-
 def targets_table(checks: list[dict]) -> str:
     lines = ["| preset | target | measured | required | met |", "|---|---|---|---|---|"]
     lines += [f"| {c['preset']} | {c['target']} | {c['measured']} | {'≤' if 'GiB' in c['target'] else '≥'} "
@@ -314,20 +290,9 @@ def targets_table(checks: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def docs(result: dict) -> str:
-    """What docs/gpu.md shows of a result: the runs, then the targets."""
-    return f"{table(result['results'])}\n\n{targets_table(targets(result))}\n"
-
-
-def headline(result: dict) -> str:
-    """The README's one-row summary of the gpu preset against the tutorial in this result."""
-    tutorial = next(r for r in result["results"] if r["recipe"] == "tutorial")
-    gpu = next(r for r in result["results"] if r["recipe"] == "project" and name(r) == "gpu")
-    return (f"| `gpu` preset, {result['device']} | {gpu['official_test']['accuracy']:.4f} "
-            f"(tutorial {tutorial['official_test']['accuracy']:.4f}) | "
-            f"{gpu['train_examples_per_s'] / tutorial['train_examples_per_s']:.1f}x | "
-            f"{gpu['inference_examples_per_s'] / tutorial['inference_examples_per_s']:.1f}x | "
-            f"{gpu['peak_gpu_memory_gib']:.1f} GiB |")
+def summary(result: dict) -> str:
+    """What a run prints at its end: its runs, then the targets."""
+    return f"{bench_table(result['results'])}\n\n{targets_table(targets(result))}\n"
 
 
 def main() -> None:
@@ -338,12 +303,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], dest="overrides",
                     help="key=value params overrides (every run; the tutorial reads model.name only)")
     ap.add_argument("--out", type=Path, help="JSON file to write")
-    ap.add_argument("--docs", type=Path, help="print docs/gpu.md's tables of this result JSON, and stop")
     ap.add_argument("--profile", type=Path, help="folder for each project stage's cProfile summary")
     args = ap.parse_args()
-    if args.docs:
-        print(docs(json.loads(args.docs.read_text())), end="")
-        return
     if args.out is None:
         ap.error("--out is required")
     p = params.parse(presets.compose([], args.overrides))  # the tutorial takes model.name, seed, classes
@@ -366,8 +327,8 @@ def main() -> None:
         result["targets"] = targets(result)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each run: a timeout keeps the others
-        print(f"\n{table(result['results'])}", flush=True)
-    print(f"\n{result['device']}, {p.model.name}, splits {result['splits']}\n{docs(result)}")
+        print(f"\n{bench_table(result['results'])}", flush=True)
+    print(f"\n{result['device']}, {p.model.name}, splits {result['splits']}\n{summary(result)}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_table_and_targets_compare_each_preset_with_the_tutorial(bench):
         run("project", 400.0, 6000.0, 20.0, presets=["qlora"], overrides=[]),
         {"recipe": "project", "presets": ["small-gpu"], "overrides": [], "error": "stage train failed"},
         run("tutorial", 17.0, 280.0, 0.58)]}
-    lines = bench.table(result["results"]).splitlines()
+    lines = bench.bench_table(result["results"]).splitlines()
     assert len(lines) == 6 and lines[2].startswith("| gpu | 0.2500 → 0.8840 | 0.2600 → 0.8800 | 900.0 (52.9x) |")
     assert "| 6,000 (21.4x) | 20.00 |" in lines[2] and lines[4].startswith("| small-gpu | failed: stage train failed |")
     assert lines[5].startswith("| tutorial as written |") and "x)" not in lines[5]
@@ -56,8 +56,8 @@ def test_table_and_targets_compare_each_preset_with_the_tutorial(bench):
     assert met[("gpu", "training x tutorial")] and met[("gpu", "peak GiB")] and met[("gpu", "inference x tutorial")]
     assert not met[("gpu", "test accuracy change, points")] and met[("gpu", "official_test accuracy change, points")]
     assert not met[("qlora", "training x tutorial")] and not met[("small-gpu", "runs")]
-    assert "| qlora | training x tutorial | 23.5 | ≥ 25 | **no** |" in bench.docs(result)
-    assert bench.headline(result) == "| `gpu` preset, GPU | 0.8800 (tutorial 0.8800) | 52.9x | 21.4x | 20.0 GiB |"
+    assert "| qlora | training x tutorial | 23.5 | ≥ 25 | **no** |" in bench.summary(result)
+    assert sys.modules["tables"].headline(result) == "| `gpu` preset, GPU | 0.8800 (tutorial 0.8800) | 52.9x | 21.4x | 20.0 GiB |"
 
 
 def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_path):
