@@ -311,7 +311,7 @@ def test_figures_table_is_docs_gpu_json():
 
 def test_base_model_sizes_are_basemodel_py():
     source = (REPO / "llmclf/basemodel.py").read_text()
-    for alias in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2"):
+    for alias in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2", "all-mpnet-base-v2"):
         block = source.split(f'"{alias}": PyPIModel(')[1].split("PyPIModel(")[0]
         size = re.search(r'size="([\d.]+ MB)"', block)[1]
         assert f" | {size} | " in row("pipeline.md", f"| `{alias}`"), alias
