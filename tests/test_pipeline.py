@@ -418,6 +418,7 @@ def test_sweep_refuses_a_model_missing_from_the_cache(tmp_path, monkeypatch):
     plan = tmp_path / "plan.yaml"
     plan.write_text("presets: [accurate]\nexperiments:\n  smol: []\n"
                     "  minilm: [model.name=all-minilm-l6-v2, quant.mode=none]\n"
+                    "  mpnet: [model.name=all-mpnet-base-v2, quant.mode=none, model.attn_implementation=eager]\n"
                     "  hub: [model.name=HuggingFaceTB/SmolLM2-135M]\n  local: [model.name=/models/mine]\n")
     cache, work = tmp_path / "cache", tmp_path / "work"
     sweep = [sys.executable, "offline/sweep.py", "--plan", str(plan), "--work", str(work)]
@@ -425,8 +426,8 @@ def test_sweep_refuses_a_model_missing_from_the_cache(tmp_path, monkeypatch):
                           capture_output=True, text=True)
     assert done.returncode == 1 and not work.exists()  # no experiment folder, nothing ran
     assert done.stderr == (f"error: base models not in {cache}: smol (smollm2-135m-instruct), "
-                           "minilm (all-minilm-l6-v2); on the machine with network run "
-                           'MODELS="smollm2-135m-instruct all-minilm-l6-v2" bash offline/prepare.sh, '
+                           "minilm (all-minilm-l6-v2), mpnet (all-mpnet-base-v2); on the machine with network run "
+                           'MODELS="smollm2-135m-instruct all-minilm-l6-v2 all-mpnet-base-v2" bash offline/prepare.sh, '
                            "then send the pieces again\n")
 
     monkeypatch.syspath_prepend(REPO / "offline")
@@ -441,6 +442,9 @@ def test_sweep_refuses_a_model_missing_from_the_cache(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match=r"not in .*: minilm \(all-minilm-l6-v2\);"):
         sweep_py.check_models(loaded, ["smol", "minilm"], [])
     basemodel.hf_path("all-minilm-l6-v2").mkdir(parents=True)  # a model folder, as unpacked
+    with pytest.raises(SystemExit, match=r"not in .*: mpnet \(all-mpnet-base-v2\);"):
+        sweep_py.check_models(loaded, list(loaded["experiments"]), [])
+    basemodel.hf_path("all-mpnet-base-v2").mkdir(parents=True)
     sweep_py.check_models(loaded, list(loaded["experiments"]), [])
 
 
