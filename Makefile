@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # params.yaml as committed: the CPU main job. Other settings: `llmclf preset NAME --exp` (README).
 repro: setup
 	dvc repro
-	dvc metrics show
+	python bench/tables.py --show cpu-reference
 
 test: setup
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 pytest $(PYTEST_ARGS)

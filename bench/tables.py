@@ -466,7 +466,11 @@ def stale() -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs")
+    ap.add_argument("--show", metavar="NAME", choices=sorted(TABLES), help="print one table, change nothing")
     args = ap.parse_args()
+    if args.show:
+        print(TABLES[args.show](), end="")
+        return
     if args.check:
         if out := stale():
             raise SystemExit("tables differ from the result files (`python bench/tables.py` rewrites them):\n"

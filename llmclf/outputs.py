@@ -38,14 +38,22 @@ def write_baselines(runs: dict[str, metrics.Evaluation], scores: dict, metrics_f
     write_json(scores, metrics_file)
 
 
+def figures(out: Path) -> Path:
+    """out/figures: the PNGs of every split scored, declared in dvc.yaml as one folder, so a run shows
+    those it drew (official_test on GPU presets) and the CPU main job none it did not."""
+    (out / "figures").mkdir(exist_ok=True)
+    return out / "figures"
+
+
 def write_comparison(out: Path, split: str, runs: dict[str, pd.DataFrame], classes: list[str]) -> None:
     """Baselines against the fine-tuned model on one split, from their predictions: row-normalised confusion
     matrices (PNG) and per-class F1 (CSV for DVC, PNG)."""
-    plots.confusion_grid({TITLES[name]: df for name, df in runs.items()}, classes, out / f"confusion_{split}.png")
+    plots.confusion_grid({TITLES[name]: df for name, df in runs.items()}, classes,
+                         figures(out) / f"confusion_{split}.png")
     f1 = metrics.f1_table(runs, classes)
     f1.reset_index().melt(id_vars="class", var_name="model", value_name="f1").to_csv(out / f"f1_{split}.csv",
                                                                                        index=False)
-    plots.f1_bars(f1.rename(columns=TITLES), out / f"f1_{split}.png", f"per-class F1, {split}")
+    plots.f1_bars(f1.rename(columns=TITLES), figures(out) / f"f1_{split}.png", f"per-class F1, {split}")
 
 
 def write_reliability(out: Path, split: str, logits, labels, temperature: float | None) -> None:
@@ -58,4 +66,4 @@ def write_reliability(out: Path, split: str, logits, labels, temperature: float 
         bins = calibration.reliability_bins(probs, labels)
         bins.to_csv(out / f"reliability_{split}{suffix}.csv", index=False)
         shown[f"{label}, ECE {calibration.ece(probs, labels):.3f}"] = bins
-    plots.reliability_diagram(shown, out / f"reliability_{split}.png", f"reliability, {split}")
+    plots.reliability_diagram(shown, figures(out) / f"reliability_{split}.png", f"reliability, {split}")

@@ -16,7 +16,7 @@ def _pyplot():
 
 def _save(fig, path) -> None:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, metadata={"Software": None})  # no matplotlib version: same bytes across releases
     _pyplot().close(fig)
 
 

@@ -43,7 +43,7 @@ def write(rev: str, output: str) -> None:
         raise UserError(f"{EVAL}: missing; run `dvc repro` first")
     run("git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     new = json.loads(Path(EVAL).read_text(encoding="utf-8"))
-    images = sorted(Path("metrics/eval").glob("*.png"))  # confusion, per-class F1, reliability per split
+    images = sorted(Path("metrics/eval/figures").glob("*.png"))  # confusion, per-class F1, reliability per split
     rel = lambda p: os.path.relpath(p, Path(output).parent)  # noqa: E731
     parts = [
         f"# Model report: workspace vs `{rev}`", "",

@@ -57,7 +57,7 @@ def main() -> None:
             subprocess.run([sys.executable, f"stages/{stage}.py"], cwd=work, check=True)
         args.out.mkdir(parents=True, exist_ok=True)
         plots.training_curves(log_history(trained), args.out / "training_curves.png")
-        for png in sorted((work / "metrics/eval").glob("*.png")):
+        for png in sorted((work / "metrics/eval/figures").glob("*.png")):
             shutil.copy2(png, args.out / png.name)
         shutil.copy2(work / "metrics/eval.json", args.out / "eval.json")
         shutil.copy2(work / "metrics/baseline.json", args.out / "baseline.json")

@@ -118,23 +118,15 @@ def test_repro_runs_all_stages_and_repeats_exactly(repo):
         for name in ("", "_calibrated"):
             bins = pd.read_csv(repo / "metrics" / "eval" / f"reliability_{split}{name}.csv")
             assert bins["count"].sum() == (60 if split == "test" else 3800)
-    for png in ["train/training_curves.png", "eval/confusion_test.png", "eval/f1_test.png",
-                "eval/reliability_test.png", "eval/confusion_official_test.png"]:
+    for png in ["train/training_curves.png", "eval/figures/confusion_test.png", "eval/figures/f1_test.png",
+                "eval/figures/reliability_test.png", "eval/figures/confusion_official_test.png"]:
         assert (repo / "metrics" / png).read_bytes()[:4] == b"\x89PNG", png
     lock = (repo / "dvc.lock").read_text()
 
-    # forced rerun on the CPU: the same data bytes and the same metrics (to 1e-6)
-    eval_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    # forced rerun on the CPU, same environment: every output the same bytes (data, adapter, metrics)
     forced = run(["dvc", "repro", "--force"], repo)
     assert stages_run(forced) == ["fetch", "sample", "split", "baseline", "train", "evaluate"]
-    new_lock, old_lock = (repo / "dvc.lock").read_text(), lock
-    for stage, out in [("fetch", "data/raw"), ("sample", "data/sampled.parquet"), ("split", "data/splits")]:
-        assert out_md5(new_lock, stage, out) == out_md5(old_lock, stage, out), out
-    again_metrics = json.loads((repo / "metrics" / "eval.json").read_text())
-    for split, scores in eval_metrics.items():
-        for key, value in scores.items():
-            assert again_metrics[split][key] == pytest.approx(value, abs=1e-6), (split, key)
-    lock = (repo / "dvc.lock").read_text()
+    assert (repo / "dvc.lock").read_text() == lock
 
     again = run(["dvc", "repro"], repo)
     assert stages_run(again) == []
@@ -226,9 +218,9 @@ def test_plots_render_to_html(repo):
     out = run(["dvc", "plots", "show", "-o", "plots_html"], repo)
     assert "failed to load" not in out and "WARNING" not in out and "ERROR" not in out, out
     html = (repo / "plots_html" / "index.html").read_text()
-    for name in ("confusion_test", "confusion_official_test", "f1_test", "f1_official_test", "reliability_test",
-                 "reliability_official_test", "metrics/train/plots/metrics", "training_curves.png",
-                 "confusion_test.png", "f1_test.png", "reliability_test.png"):
+    for name in ("confusion_test", "f1_test", "reliability_test", "metrics/train/plots/metrics", "training_curves.png",
+                 "confusion_test.png", "f1_test.png", "reliability_test.png",  # and every other split's figures
+                 "confusion_official_test.png", "f1_official_test.png", "reliability_official_test.png"):
         assert name in html, name
     assert '"yOffset": {"field": "model"' in html  # the grouped-bars template of .dvc/plots
 
@@ -288,7 +280,7 @@ def test_predict_export_and_report_on_the_pipeline_outputs(repo):
     assert "## Metrics" in report and "test.accuracy" in report  # lora.r=8 changed the metrics
     assert "| lora.r" in report and "| 16 " in report and "| 8 " in report
     assert re.search(r"\| test \| sports \| [0-9.]+ \| [0-9.]+ \| [+-][0-9.]+ \|", report)
-    assert "![confusion_test](eval/confusion_test.png)" in report
+    assert "![confusion_test](eval/figures/confusion_test.png)" in report
 
 
 def train_until_a_checkpoint(repo: Path, *args: str) -> tuple[subprocess.Popen, list]:
