@@ -1,5 +1,7 @@
-"""A stage's fixed costs: the phase split written to logs/<stage>.json (runlog.phase)."""
+"""A stage's fixed costs: the phase split written to logs/<stage>.json (runlog.phase), and the modules a
+stage does without left unimported."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,3 +39,27 @@ def test_a_log_without_marks_has_no_phases(tmp_path, monkeypatch):
     monkeypatch.setattr(runlog, "phase", runlog.Phases())
     runlog.write_log("stage", {"speed": 1})
     assert runlog.read_log("stage") == {"speed": 1}
+
+
+def test_dense_weights_of_a_bare_base_model_leave_peft_unimported(tiny_model):
+    """The baseline stage's dense inference of the untrained model: no LoRA, so no import of peft."""
+    code = f"""import sys
+from llmclf.dense import dense_for_inference
+from llmclf.loading import load_classifier
+from llmclf.params import Model, Quant
+model, _ = load_classifier(Model(name={str(tiny_model)!r}, max_length=64), Quant(mode="nf4"), ["a", "b"])
+dense = dense_for_inference(model)
+assert not any("4bit" in type(m).__name__ for m in dense.modules())
+assert "peft" not in sys.modules, "peft imported"
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+
+
+def test_the_baseline_stage_imports_tfidf_only_to_fit_it():
+    """baseline.tfidf off (the GPU benchmark's runs): the stage's imports leave TF-IDF and LogReg out."""
+    code = """import sys
+from llmclf import baselines, inference, metrics, outputs
+left_in = [m for m in ("sklearn.feature_extraction", "sklearn.linear_model") if m in sys.modules]
+assert not left_in, left_in
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
