@@ -243,6 +243,10 @@ def run_stages(preset_names: list[str], overrides: list[str], stages=("baseline"
     out["peak_gpu_memory_gib_by_stage"] = dict(zip(("baseline", "train", "evaluate"), peaks))
     out["wall_seconds"] = round(time.perf_counter() - wall, 1)
     out["stage_seconds"] = stage_seconds  # each script's wall time: start-up and model loading included
+    # where each stage's time went (runlog.phase); exit: after its log was written, to the process's end
+    phases = {stage: logs[stage].get("phases", {}) for stage in stage_seconds}
+    out["stage_phases"] = {stage: split | {"exit": round(stage_seconds[stage] - sum(split.values()), 2)}
+                           for stage, split in phases.items()}
     return out
 
 

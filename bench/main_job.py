@@ -42,6 +42,7 @@ def main() -> None:
         log = subprocess.run(["dvc", "repro"], cwd=clone, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
         seconds = time.perf_counter() - start
+        stages = re.findall(r"Running stage '(\w+)'", log.stdout)
         print(log.stdout[-3000:])
         if log.returncode:
             sys.exit(f"error: dvc repro failed in the fresh clone (exit {log.returncode})")
@@ -51,7 +52,10 @@ def main() -> None:
             "cpu": cpu_name(), "cpu_cores": os.cpu_count(), "torch_threads": int(sh(
                 [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], clone)),
             "wall_seconds": round(seconds, 1),
-            "stages_run": re.findall(r"Running stage '(\w+)'", log.stdout),
+            "stages_run": stages,
+            # each stage's wall time split into phases (llmclf/runlog.py), from its logs/<stage>.json
+            "stage_phases": {stage: json.loads((clone / "logs" / f"{stage}.json").read_text()).get("phases")
+                             for stage in stages},
             "git_status": sh(["git", "status", "--porcelain"], clone),
             "metrics_diff": sh(["dvc", "metrics", "diff"], clone),
         }

@@ -7,9 +7,6 @@ import inspect
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 from transformers import DynamicCache
 
 from .batching import length_sorted_batches, pad_right
@@ -22,6 +19,10 @@ TFIDF_C = (0.1, 1.0, 10.0, 100.0)  # inverse regularisation strengths tried; the
 def tfidf_logreg(train: pd.DataFrame, val: pd.DataFrame) -> tuple[Predict, float]:
     """Word uni- and bigram TF-IDF (sublinear tf) into a multinomial logistic regression, fitted on the
     train rows, with C chosen by accuracy on val. Returns texts -> log-probabilities, and that C."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # here: baseline.tfidf off skips their import
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
     fitted = {}
     for c in TFIDF_C:
         clf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),

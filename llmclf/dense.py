@@ -1,6 +1,8 @@
 """Dense inference weights: the trained classifier as plain layers, 4-bit weights dequantized and LoRA merged."""
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from .errors import ModelError
@@ -14,9 +16,13 @@ def dense_for_inference(model):
     PeftModel or a bare quantized model (as a frozen base to train LoRA on: train.dense_base); returns
     the underlying transformers model."""
     import bitsandbytes as bnb
-    from peft import PeftModel
-    from peft.tuners.lora import LoraLayer
-    from peft.utils import ModulesToSaveWrapper
+
+    if "peft" in sys.modules:
+        from peft import PeftModel
+        from peft.tuners.lora import LoraLayer
+        from peft.utils import ModulesToSaveWrapper
+    else:  # no LoRA without peft: a bare base model (the baseline stage) skips its ~290 modules' import
+        PeftModel = LoraLayer = ModulesToSaveWrapper = ()  # isinstance(x, ()) is False
 
     if any(isinstance(m, bnb.nn.Linear8bitLt) for m in model.modules()):
         raise ModelError("dense inference does not undo int8 quantization; "

@@ -8,34 +8,42 @@ gpus.claim()  # first, before anything starts CUDA: this run's own GPU when expe
 from llmclf import baselines, errors, hardware, inference, metrics, params, splits  # noqa: E402
 from llmclf.loading import load_causal_lm, load_classifier  # noqa: E402
 from llmclf.outputs import write_baselines  # noqa: E402
-from llmclf.runlog import write_log  # noqa: E402
+from llmclf.runlog import phase, write_log  # noqa: E402
 
 SPLITS_DIR = "data/splits"
 
+phase("data")
 errors.install("the baseline stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 classes, max_length = p.data.classes, p.model.max_length
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 runs = {}
 
+phase("model load")
 model, tok = load_classifier(p.model, p.quant, classes, seed=p.base.seed)
+phase("scoring")
 predict = inference.classifier(model, tok, p.inference, max_length)
 runs["untrained_head"] = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 del model, predict  # one model in memory at a time
 
 if p.baseline.tfidf:
+    phase("tfidf")
     predict, c = baselines.tfidf_logreg(splits.read_split(SPLITS_DIR, "train"), splits.read_split(SPLITS_DIR, "val"))
     print(f"tfidf_logreg: C = {c}, the best on val")
     runs["tfidf_logreg"] = inference.predict_splits(predict, frames)
 
 if p.baseline.zero_shot:
+    phase("zero-shot model load")
     lm, tok = load_causal_lm(p.model, p.quant)
+    phase("zero-shot scoring")
     predict = baselines.zero_shot(lm, tok, classes, p.baseline, p.inference, max_length)
     runs["zero_shot"] = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 
+phase("metrics")
 results = {}
 for name, (logits, _) in runs.items():
     results[name] = metrics.evaluate(frames, logits, classes)
     metrics.print_summary(results[name], name=f"{name}: ")
+phase("writes")
 write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json", "metrics/baseline")
 write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | hardware.peak_gpu_memory())

@@ -12,16 +12,19 @@ import pandas as pd  # noqa: E402
 from llmclf import calibration, ensemble, errors, hardware, inference, metrics, params, splits  # noqa: E402
 from llmclf.adapter import load_adapter  # noqa: E402
 from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability  # noqa: E402
-from llmclf.runlog import write_log  # noqa: E402
+from llmclf.runlog import phase, write_log  # noqa: E402
 
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
 CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings
 
+phase("data")
 errors.install("the evaluate stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
+phase("model load")
 model, tok, classes = load_adapter(ADAPTER)
 size = ensemble.parameters(model)  # before inference merges LoRA into the weights
+phase("scoring")
 predict = inference.classifier(model, tok, p.inference, p.model.max_length)
 logits, speed = inference.predict_splits(predict, frames, warm_up=p.inference.batch_size)
 
@@ -33,6 +36,7 @@ if p.evaluate.temperature_scaling:  # one scalar T fitted on val, never on the s
     fit = {"temperature": temperature, "val_nll": round(calibration.nll(val_logits, val["label"]), 4),
            "val_nll_calibrated": round(calibration.nll(val_logits, val["label"], temperature), 4)}
     print(f"calibration on val: {fit}")
+phase("metrics")
 ev = metrics.evaluate(frames, logits, classes, temperature)
 metrics.print_summary(ev)
 ens = None
@@ -44,14 +48,17 @@ if p.evaluate.members:  # the fine-tuned model's probabilities averaged with the
 
 
 def figures(out: Path) -> None:
+    phase("figures")
     for split, df in frames.items():
         baselines = {name: pd.read_csv(BASELINE / name / f"{split}.csv") for name in BASELINES
                      if (BASELINE / name / f"{split}.csv").is_file()}
         ensembled = {"ensemble": ens.evaluation.preds[split]} if ens else {}
         write_comparison(out, split, baselines | {"fine_tuned": ev.preds[split]} | ensembled, classes)
         write_reliability(out, split, logits[split], df["label"].to_numpy(), temperature)
+    phase("writes")
 
 
+phase("writes")
 scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | ({"ensemble": ens.record} if ens else {})
 write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
 calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())

@@ -2,10 +2,12 @@
 import _env  # noqa: F401  (first: the project's Python environment)
 from llmclf import errors, params, sources
 from llmclf.atomic import atomic_path, write_json
+from llmclf.runlog import phase, write_log
 from llmclf.splits import class_counts
 
 RAW = "data/raw"
 
+phase("work")
 errors.install("the fetch stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")
 p = params.load()
 frames, provenance = sources.fetch(p.data)
@@ -18,3 +20,4 @@ with atomic_path(RAW, is_dir=True) as out:
     write_json(provenance, out / "provenance.json")
 for split, info in provenance["splits"].items():
     print(f"fetch: {split}: {info['rows']} rows {info['classes']}")
+write_log("fetch", {})

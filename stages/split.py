@@ -6,9 +6,11 @@ import pandas as pd
 
 from llmclf import errors, params, splits
 from llmclf.atomic import atomic_path, write_json
+from llmclf.runlog import phase, write_log
 
 SPLITS_DIR = "data/splits"
 
+phase("work")
 errors.install("the split stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")
 p = params.load()
 sampled = pd.read_parquet("data/sampled.parquet")
@@ -27,3 +29,4 @@ with atomic_path(SPLITS_DIR, is_dir=True) as out:
 for split, info in summary["splits"].items():
     print(f"split: {split}: {info['rows']} rows")
 print("split: class weights", [round(w, 4) for w in summary["class_weights"]])
+write_log("split", {})

@@ -29,13 +29,14 @@ from llmclf.hardware import compute_dtype, peak_gpu_memory  # noqa: E402
 from llmclf.hashing import sha256  # noqa: E402
 from llmclf.loading import load_classifier  # noqa: E402
 from llmclf.lora import add_lora  # noqa: E402
-from llmclf.runlog import write_log  # noqa: E402
+from llmclf.runlog import phase, write_log  # noqa: E402
 from llmclf.splits import read_split  # noqa: E402
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
 LIVE = ".checkpoints/train-live"  # DVCLive's curves while training; metrics/train once it has succeeded
 
 distributed.relaunch(p.train.num_processes)
+phase("data")
 train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")
 with open("data/splits/summary.json", encoding="utf-8") as f:
     auto_weights = json.load(f)["class_weights"]
@@ -50,6 +51,7 @@ if p.train.teachers:  # distillation: the teachers' mean probabilities, before t
         print(f"train: soft labels from teachers {', '.join(teachers)} ({teacher_params:,} parameters), "
               f"{p.train.distill_alpha:.0%} of the loss; their accuracy on the training rows "
               f"{(soft.argmax(1) == train_df['label'].to_numpy()).mean():.4f}")
+phase("model load")
 model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.train.seed, device=args.device)
 dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
 if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
@@ -59,8 +61,10 @@ model = add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
 if main:
     model.print_trainable_parameters()
 
+phase("tokenize")
 train_rows = trainers.encode(tok, train_df, p.model.max_length, soft_labels=soft)
 val_rows = trainers.encode(tok, val_df, p.model.max_length)
+phase("trainer set-up")
 live = curves_callback(LIVE) if main else None
 clock = trainers.StepClock()
 trainer = trainers.make_trainer(
@@ -79,6 +83,9 @@ gc.freeze()  # what exists now (modules, rows) lives to the end: the Trainer's g
 start = time.perf_counter()
 result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start
+if clock.times:  # trainer set-up ends as training begins; the loop includes the epochs' validation and saves
+    phase("first step", at=clock.start)
+    phase("loop", at=clock.times[0])
 curves = list(trainer.state.log_history)  # training's own logs, before the best epoch is scored again below
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
@@ -94,11 +101,13 @@ timing = {
     "train_tokens_per_s": round(tokens / seconds, 1),
 } | clock.summary() | peak_gpu_memory() | ({"resumed": True} if resume else {})  # speeds then cover the resumed part
 if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its validation scores
+    phase("validation")
     val = trainer.evaluate()  # every process scores its share
     summary |= {"val_accuracy": round(val["eval_accuracy"], 4),
                 "val_balanced_accuracy": round(val["eval_balanced_accuracy"], 4)}
 
 if main:
+    phase("writes")
     if live:
         end_curves(live)
     with atomic_path("models/adapter", is_dir=True) as out:
@@ -106,7 +115,9 @@ if main:
     with atomic_path("metrics/train", is_dir=True) as out:
         if live:
             shutil.copytree(LIVE, out, dirs_exist_ok=True)
+        phase("figures")
         plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
+        phase("writes")
     write_json(summary, "metrics/train.json")
     write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
