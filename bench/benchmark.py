@@ -312,12 +312,12 @@ def main() -> None:
     if args.out is None:
         ap.error("--out is required")
     p = params.parse(presets.compose([], args.overrides))  # the tutorial takes model.name, seed, classes
-    summary = json.loads(Path(SPLITS, "summary.json").read_text())
+    splits = json.loads(Path(SPLITS, "summary.json").read_text())["splits"]
     result = {"device": device_name(), "cpus": os.cpu_count(), "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "model": p.model.name,
               # settings outside params that change speed (the CUDA allocator, visible GPUs)
               "env": {k: v for k, v in os.environ.items() if k.startswith(("PYTORCH_", "CUDA_", "NCCL_"))},
-              "splits": {s: v["rows"] for s, v in summary["splits"].items()}, "results": []}
+              "splits": {s: v["rows"] for s, v in splits.items()}, "results": []}
     runs = [("project", names.split("+")) for names in args.presets] if "project" in args.recipes else []
     runs = sorted(runs + [("tutorial", [])] * ("tutorial" in args.recipes),
                   key=lambda run: args.recipes.index(run[0]))
