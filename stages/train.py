@@ -21,8 +21,8 @@ import torch  # noqa: E402
 
 from llmclf import distributed, ensemble, plots, trainer as trainers  # noqa: E402
 from llmclf.adapter import save_adapter  # noqa: E402
-from llmclf.atomic import atomic_path, write_json  # noqa: E402
-from llmclf.checkpoints import resume_or_reset  # noqa: E402
+from llmclf.atomic import atomic_path, together, write_json  # noqa: E402
+from llmclf.checkpoints import resume_or_reset, whole_run_loss  # noqa: E402
 from llmclf.curves import curves_callback, end_curves  # noqa: E402
 from llmclf.dense import dense_for_inference  # noqa: E402
 from llmclf.hardware import compute_dtype, peak_gpu_memory  # noqa: E402
@@ -77,12 +77,13 @@ if resume and main:
     print(f"train: resuming from the last checkpoint, {resume}")
 gc.freeze()  # what exists now (modules, rows) lives to the end: the Trainer's gc.collect() skips it
 start = time.perf_counter()
-result = trainer.train(resume_from_checkpoint=resume)
+with errors.writing(CHECKPOINTS):  # where an error of a full disk names no file: while saving a checkpoint
+    result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start
 curves = list(trainer.state.log_history)  # training's own logs, before the best epoch is scored again below
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
-    "train_loss": round(result.training_loss, 4),
+    "train_loss": round(whole_run_loss(trainer.state.log_history, resume, result), 4),
     "train_steps": result.global_step,  # optimizer steps, one effective batch each
     "processes": args.world_size,
     "effective_batch": args.per_device_train_batch_size * args.world_size,  # train.batch_scaling decides
@@ -101,13 +102,14 @@ if p.train.eval_each_epoch:  # the best epoch's model is loaded: report its vali
 if main:
     if live:
         end_curves(live)
-    with atomic_path("models/adapter", is_dir=True) as out:
-        save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train", is_dir=True) as out:
-        if live:
-            shutil.copytree(LIVE, out, dirs_exist_ok=True)
-        plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
-    write_json(summary, "metrics/train.json")
+    with together():  # all or none: a full disk midway leaves each as it was
+        with atomic_path("models/adapter", is_dir=True) as out:
+            save_adapter(trainer.model, tok, out, p, summary)
+        with atomic_path("metrics/train", is_dir=True) as out:
+            if live:
+                shutil.copytree(LIVE, out, dirs_exist_ok=True)
+            plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
+        write_json(summary, "metrics/train.json")
     write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(LIVE, ignore_errors=True)
