@@ -98,7 +98,7 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
                 "It loads with code of its own: set model.trust_remote_code: true only if you trust that code."
                 if "trust_remote_code" in str(e) else
                 "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")
-        raise ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
+        raise ModelError(f"model.name {model.name!r}: cannot load ({' '.join(str(e).split())[:300]}). {hint}") from None
     loaded.config.pad_token_id = tok.pad_token_id
     if quant.mode in ("nf4", "fp4") and device.type == "cpu":
         _no_cpu_bf16_repack(loaded)

@@ -68,10 +68,10 @@ def read_json_rows(path: Path, head: bytes) -> pd.DataFrame:
 
 def read_file(path: Path, data: Data) -> pd.DataFrame:
     kind = SUFFIXES[path.suffix.lower()]
+    head = b"" if kind == "parquet" else text_head(path, kind)
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
-        head = text_head(path, kind)
         if kind == "jsonl":
             return read_json_rows(path, head)
         if is_agnews_csv(path):
@@ -131,7 +131,8 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
     kinds = labels.map(type)
     if not pd.api.types.is_integer_dtype(labels) and not (kinds == str).all():  # 0.0, True, or 0 beside "World"
         row = int(np.flatnonzero((kinds != str).to_numpy())[0])
-        raise DataError(f"{origin}: label {labels.iloc[row]!r} at row {row} is a {type(labels.iloc[row]).__name__}; "
+        value = labels.iloc[row].item() if hasattr(labels.iloc[row], "item") else labels.iloc[row]  # numpy's: as written
+        raise DataError(f"{origin}: label {value!r} at row {row} is a {type(value).__name__}; "
                         f"labels are whole numbers 0..{k - 1} or the names in data.classes {list(data.classes)}, "
                         "one kind per column")
     if pd.api.types.is_integer_dtype(labels):
