@@ -132,7 +132,7 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
     if not pd.api.types.is_integer_dtype(labels) and not (kinds == str).all():  # 0.0, True, or 0 beside "World"
         row = int(np.flatnonzero((kinds != str).to_numpy())[0])
         value = labels.iloc[row].item() if hasattr(labels.iloc[row], "item") else labels.iloc[row]  # numpy's: as written
-        raise DataError(f"{origin}: label {value!r} at row {row} is a {type(value).__name__}; "
+        raise DataError(f"{origin}: label {value!r} at row {row} ({type(value).__name__}); "
                         f"labels are whole numbers 0..{k - 1} or the names in data.classes {list(data.classes)}, "
                         "one kind per column")
     if pd.api.types.is_integer_dtype(labels):
