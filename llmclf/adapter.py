@@ -41,6 +41,17 @@ def read_info(folder: str | Path) -> dict:
     return info
 
 
+def read_checked_info(folder: str | Path) -> dict:
+    """read_info, once the adapter's weights are found to be those it was trained to (their sha256)."""
+    info = read_info(folder)
+    weights = Path(folder) / ADAPTER_WEIGHTS
+    if not weights.is_file() or sha256(weights) != info["adapter_sha256"]:
+        raise ModelError(f"{weights}: {'missing' if not weights.is_file() else 'changed since training'} "
+                         f"(sha256 recorded in {ADAPTER_INFO}); restore the adapter "
+                         f"(`dvc checkout {folder}`) or retrain it")
+    return info
+
+
 def load_adapter(folder: str | Path, base: str | None = None):
     """Rebuild base + trained adapter (head included) from an adapter folder, for inference.
     `base` overrides the model.name recorded at training (e.g. the same model in another folder).
@@ -48,12 +59,7 @@ def load_adapter(folder: str | Path, base: str | None = None):
     from peft import PeftModel
 
     folder = Path(folder)
-    info = read_info(folder)
-    weights = folder / ADAPTER_WEIGHTS
-    if not weights.is_file() or sha256(weights) != info["adapter_sha256"]:
-        raise ModelError(f"{weights}: {'missing' if not weights.is_file() else 'changed since training'} "
-                         f"(sha256 recorded in {ADAPTER_INFO}); restore the adapter "
-                         "(`dvc checkout models/adapter`) or retrain it")
+    info = read_checked_info(folder)
     model_params = Model(**(info["model"] | ({"name": base} if base else {})))
     if weights_sha256(basemodel.resolve(model_params.name)) != info["base_sha256"]:
         raise ModelError(f"{folder}: trained on other base weights than those of {model_params.name!r} "

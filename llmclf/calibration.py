@@ -78,7 +78,10 @@ def recorded_inference(adapter: str | Path, path: str | Path) -> dict | None:
     return info.get("inference") if info["adapter_sha256"] == _adapter_id(adapter) else None
 
 
-def _record(path: Path) -> dict:
+REFIT = "rerun `dvc repro evaluate`"  # the fix for a calibration file that does not fit: the evaluate stage writes it
+
+
+def _record(path: Path, fix: str = REFIT) -> dict:
     """The evaluate stage's record in `path`: a positive finite temperature, for an adapter's sha256."""
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
@@ -89,22 +92,22 @@ def _record(path: Path) -> dict:
             raise ValueError(f"temperature {temperature!r} is not a positive number")
     except (ValueError, KeyError, TypeError) as e:  # not JSON, not an object, a key missing, a bad value
         raise UserError(f"{path}: not a calibration file the evaluate stage wrote ({type(e).__name__}: {e}); "
-                        "rerun `dvc repro evaluate`, or pass --no-calibration") from None
+                        f"{fix}") from None
     return info
 
 
-def load_temperature(adapter: str | Path, path: str | Path, required: bool) -> tuple[float, str]:
+def load_temperature(adapter: str | Path, path: str | Path, required: bool, fix: str = REFIT) -> tuple[float, str]:
     """T for `adapter` from `path`, and a note saying where it came from. Where the file is missing or
     belongs to another adapter: an error if `required`, else T = 1 (the model's own probabilities).
-    A file that is not the evaluate stage's record is an error."""
+    A file that is not the evaluate stage's record is an error. An error's message ends with `fix`."""
     path = Path(path)
     if not path.is_file():
         if required:
-            raise UserError(f"{path}: no such calibration file (the evaluate stage writes one)")
+            raise UserError(f"{path}: no such calibration file (the evaluate stage writes one); {fix}")
         return 1.0, f"not temperature-scaled (no {path})"
-    info = _record(path)
+    info = _record(path, fix)
     if info["adapter_sha256"] != _adapter_id(adapter):
         if required:
-            raise UserError(f"{path}: fitted for another adapter than {adapter}; rerun `dvc repro evaluate`")
+            raise UserError(f"{path}: fitted for another adapter than {adapter}; {fix}")
         return 1.0, f"not temperature-scaled ({path} was fitted for another adapter)"
     return float(info["temperature"]), f"temperature-scaled, T = {info['temperature']} from {path}"

@@ -19,6 +19,24 @@ class CheckpointEvery(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if self.steps and state.global_step % self.steps == 0:
             control.should_save = True
+        self.on_epoch_end(args, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        # a checkpoint's logs cover every step up to it: whole_run_loss adds them to a resumed run's loss
+        control.should_log |= control.should_save
+
+
+def whole_run_loss(history: list[dict], resumed: str | None, result) -> float:
+    """The mean training loss over every step of the run. The Trainer's (`result.training_loss`) covers the steps
+    of its own call only; those before checkpoint-N, which a resumed run started from, are in its logs (`history`),
+    each the mean since the one before."""
+    if resumed is None:
+        return result.training_loss
+    start, total, last = int(resumed.rsplit("-", 1)[1]), 0.0, 0
+    for log in history:
+        if "loss" in log and log["step"] <= start:
+            total, last = total + log["loss"] * (log["step"] - last), log["step"]
+    return (total + result.training_loss * (result.global_step - start)) / (last + result.global_step - start)
 
 
 def resume_or_reset(folder: str | Path, stamp: dict) -> str | None:

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from . import errors, presets
+from . import errors
 from .errors import UserError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the heavy imports wait for main() to install the error handler: Ctrl-C while they run is one line
+    import pandas as pd
+
     from .params import Inference
 
 ADAPTER = "models/adapter"
@@ -31,8 +30,12 @@ PREDICT_DEFAULTS = {"batch_size": 64, "max_batch_tokens": 16384, "dense": True}
 
 
 def read_texts(source: str, text_column: str) -> pd.DataFrame:
-    """Rows with `id` and `text` from a CSV, JSONL or plain-lines file, or stdin ('-'); rows without
-    text are skipped."""
+    """Rows with `id` and `text` from a CSV, JSONL (or JSON array), Parquet or plain-lines file, or stdin ('-');
+    rows without text are skipped."""
+    import pandas as pd
+
+    from .readers import check_text, read_json_rows, text_head
+
     if source == "-":
         lines = sys.stdin.read().splitlines()
         df = pd.DataFrame({"text": lines})
@@ -41,12 +44,16 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
         if not path.exists():
             raise UserError(f"{path}: no such file")
         if path.is_dir():
-            raise UserError(f"{path}: is a folder; give a CSV, JSONL or plain-lines file, or '-' for stdin")
+            raise UserError(f"{path}: is a folder; give a CSV, JSONL, Parquet or plain-lines file, or '-' for stdin")
+        suffix = path.suffix.lower()
+        head = b"" if suffix == ".parquet" else text_head(path, "CSV, JSONL or plain-lines")
         try:
-            if path.suffix.lower() == ".csv":
+            if suffix == ".parquet":
+                df = pd.read_parquet(path)
+            elif suffix == ".csv":
                 df = pd.read_csv(path, dtype=str, keep_default_na=False)
-            elif path.suffix.lower() in (".jsonl", ".json"):
-                df = pd.read_json(path, lines=True, dtype=False)
+            elif suffix in (".jsonl", ".json"):
+                df = read_json_rows(path, head)
             else:
                 df = pd.DataFrame({"text": path.read_text(encoding="utf-8").splitlines()})
         except UnicodeDecodeError as e:
@@ -55,6 +62,7 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
             raise UserError(f"{path}: cannot be read: {e}") from None
     if text_column not in df.columns:
         raise UserError(f"{source}: no {text_column!r} column (it has {list(df.columns)}); use --text-column")
+    check_text(df[text_column], f"{source}: column {text_column!r}")
     texts = df[text_column].where(df[text_column].notna(), "").astype(str)  # JSON null: no text
     keep = texts.str.strip() != ""
     if not keep.any():
@@ -76,16 +84,21 @@ def settings(args) -> tuple[Inference, int]:
 
 
 def predict(args) -> None:
+    import numpy as np
+    import pandas as pd
+
     from . import adapter, calibration, ensemble, inference
 
-    _check_output(args.output, args.input, args.adapter, *args.member)
+    _check_output(args.output, args.input, args.adapter, _base(args.adapter, args.base),
+                  args.calibration or CALIBRATION, *args.member)
     rows = read_texts(args.input, args.text_column)
     run_as, max_length = settings(args)
-    members = ensemble.members(args.member, adapter.read_info(args.adapter)["classes"])  # checked before any loading
+    members = ensemble.members(args.member, adapter.read_info(args.adapter)["classes"], args.adapter)  # before loading
     model, tok, classes = adapter.load_adapter(args.adapter, base=args.base)
     temperature, note = ((1.0, "not temperature-scaled (--no-calibration)") if args.no_calibration
                          else calibration.load_temperature(args.adapter, args.calibration or CALIBRATION,
-                                                           required=args.calibration is not None))
+                                                           required=args.calibration is not None,
+                                                           fix=f"{calibration.REFIT}, or pass --no-calibration"))
     size = ensemble.parameters(model)  # before inference merges LoRA into the weights
     logits = inference.classifier(model, tok, run_as, max_length)(rows["text"].tolist(), "predict")
     broken = np.flatnonzero(~np.isfinite(logits).all(axis=1))
@@ -122,9 +135,17 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
+def _base(adapter: str, base: str | None) -> str:
+    """The folder of the base model the adapter loads on: an input that no output may replace."""
+    from .adapter import read_info
+    from .basemodel import resolve
+
+    return resolve(base or read_info(adapter)["model"]["name"])
+
+
 def _check_output(output: str, *inputs: str) -> None:
     """Refuse, before any work, a folder as the output file, or an output that would replace an input
-    (or lie inside one, such as the adapter folder)."""
+    (or lie inside one, such as the adapter folder), compared as the paths they resolve to."""
     if output == "-":
         return
     if Path(output).is_dir():
@@ -137,7 +158,9 @@ def _check_output(output: str, *inputs: str) -> None:
 
 def _write(text: str, output: str) -> None:
     if output == "-":
-        sys.stdout.write(text)
+        with errors.writing("standard output"):  # a full disk or a closed pipe behind it: one line
+            sys.stdout.write(text)
+            sys.stdout.flush()
         return
     from .atomic import write_text
 
@@ -178,7 +201,7 @@ def _check_export_target(out: Path, adapter: str, force: bool) -> None:
         raise UserError(f"{out}: lies inside the adapter {adapter}; give a folder outside it")
     if not out.is_dir() or not any(out.iterdir()):
         return
-    for inside in (Path(adapter), Path.cwd()):
+    for inside in (Path(adapter), Path.cwd(), Path(_base(adapter, None))):
         if inside.resolve().is_relative_to(out.resolve()):
             raise UserError(f"{out}: holds {inside}, which exporting would delete; give another folder")
     if not force:
@@ -216,9 +239,9 @@ def member_list(args) -> None:
 
 
 def report(args) -> None:
-    from .report import write
+    from .report import READS, write
 
-    _check_output(args.output)
+    _check_output(args.output, *READS)
     write(args.rev, args.output)
 
 
@@ -244,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = _Parser(prog="llmclf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("predict", help="classify texts with a trained adapter")
-    p.add_argument("input", nargs="?", default="-", help="CSV, JSONL or plain-lines file; '-' or nothing: stdin")
+    p.add_argument("input", nargs="?", default="-",
+                   help="CSV, JSONL, Parquet or plain-lines file; '-' or nothing: stdin")
     p.add_argument("-o", "--output", default="-", help="output file ('-': stdout)")
     p.add_argument("--format", choices=["jsonl", "csv"], default=None, help="default: from the output's suffix, else jsonl")
     p.add_argument("--adapter", default=ADAPTER)
@@ -289,6 +313,8 @@ def main(argv: list[str] | None = None) -> None:
                        "to params.yaml; `llmclf preset --help` for more")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["preset"]:  # its own parser: everything after --exp goes to dvc
+        from . import presets
+
         return presets.main(argv[1:])
     args = ap.parse_args(argv)
     errors.install(f"llmclf {args.command}; its output is as it was, run it again")

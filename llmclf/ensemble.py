@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import calibration, inference, metrics
-from .adapter import load_adapter, read_info
+from .adapter import load_adapter, read_checked_info
 from .atomic import atomic_path
 from .errors import UserError
 from .params import Inference
@@ -50,17 +50,29 @@ class Member:
 def member(folder: str | Path) -> Member:
     """A member folder checked without loading its model: a trained adapter and the temperature fitted for it."""
     folder = Path(folder)
+    # a teacher (train.teachers) is saved into models/teachers: the fixes say how
+    teacher = folder.resolve().parent == TEACHERS.resolve()
+    role, save_it = ("teacher", "llmclf member save NAME --teacher") if teacher else ("member", "llmclf member save NAME")
     if not (folder / ADAPTER).is_dir():
-        raise UserError(f"{folder}: not an ensemble member (no {ADAPTER}/ in it); "
-                        "`llmclf member save NAME` makes one from the trained model")
-    info = read_info(folder / ADAPTER)
-    temperature, _ = calibration.load_temperature(folder / ADAPTER, folder / CALIBRATION, required=True)
+        raise UserError(f"{folder}: not {'a teacher' if teacher else 'an ensemble member'} (no {ADAPTER}/ in it); "
+                        f"`{save_it}` makes one from the trained model")
+    info = read_checked_info(folder / ADAPTER)  # a damaged adapter is named as such, not as its calibration's mismatch
+    temperature, _ = calibration.load_temperature(folder / ADAPTER, folder / CALIBRATION, required=True,
+                                                  fix=f"restore the {role} (`dvc checkout`), or save it again "
+                                                      f"(`{save_it} --force`)")
     return Member(folder, info["classes"], info["model"]["name"], info["model"]["max_length"], temperature)
 
 
-def members(folders: list[str | Path], classes: list[str]) -> list[Member]:
+def members(folders: list[str | Path], classes: list[str], adapter: str | Path | None = None) -> list[Member]:
     """The members in `folders`, all checked before any is loaded; their classes must be `classes`, in
-    that order: probabilities of different class lists cannot be averaged."""
+    that order: probabilities of different class lists cannot be averaged. Each model counts once: a folder
+    given twice under any spelling, or holding the fine-tuned `adapter` itself, would weigh double."""
+    seen = {Path(adapter).resolve(): str(adapter)} if adapter is not None else {}
+    for f in folders:
+        key = (Path(f) / ADAPTER).resolve()
+        if key in seen:
+            raise UserError(f"{f}: the same model as {seen[key]}; give each model of the ensemble once")
+        seen[key] = str(f)
     found = [member(f) for f in folders]
     for m in found:
         if m.classes != list(classes):
@@ -74,7 +86,7 @@ def save(name: str, adapter: str | Path, calibration_file: str | Path, force: bo
     """Copy a trained adapter and the calibration fitted for it into root/NAME, replacing it only with `force`."""
     if not NAME.fullmatch(name):
         raise UserError(f"{name!r}: not a member name; use letters, digits, '.', '_' and '-'")
-    read_info(adapter)
+    read_checked_info(adapter)
     calibration.load_temperature(adapter, calibration_file, required=True)  # fitted for this very adapter
     target = root / name
     if target.exists() and not force:

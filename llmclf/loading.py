@@ -93,16 +93,16 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
             path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": device},
             attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
             use_safetensors=not model.allow_pickle_weights, **kwargs)
-    except ValueError as e:  # transformers' check of the attention implementation against the architecture
-        if "does not support an attention implementation" not in str(e):
-            raise
-        raise ModelError(f"model.name {model.name!r}: its architecture has no {model.attn_implementation} "
-                         "attention in this transformers; set model.attn_implementation: eager") from None
-    except (OSError, ImportError) as e:  # files unreadable or missing; an attention kernel not installed
+    except (OSError, ImportError, ValueError) as e:  # files unreadable or missing; a kernel not installed; custom code
+        if "does not support an attention implementation" in str(e):  # transformers' check against the architecture
+            raise ModelError(f"model.name {model.name!r}: its architecture has no {model.attn_implementation} "
+                             "attention in this transformers; set model.attn_implementation: eager") from None
         hint = ("Only safetensors weights are loaded; set model.allow_pickle_weights: true to accept "
                 "pickle (.bin) files you trust." if "safetensors" in str(e) else
+                "It loads with code of its own: set model.trust_remote_code: true only if you trust that code."
+                if "trust_remote_code" in str(e) else
                 "Offline, use a local folder, a .gguf file or an alias such as smollm2-135m-instruct.")
-        raise ModelError(f"model.name {model.name!r}: cannot load ({str(e)[:300]}). {hint}") from None
+        raise ModelError(f"model.name {model.name!r}: cannot load ({' '.join(str(e).split())[:300]}). {hint}") from None
     loaded.config.pad_token_id = tok.pad_token_id
     if quant.mode in ("nf4", "fp4") and device.type == "cpu":
         _no_cpu_bf16_repack(loaded)

@@ -50,13 +50,30 @@ def read_agnews_csv(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"text": text, "label": df["label"].astype("int64") - 1})
 
 
+def text_head(path: Path, kind: str) -> bytes:
+    """The first bytes of a file to be read as text; a binary one (Parquet, a model, an archive) is named as such."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if b"\0" in head:
+        raise DataError(f"{path}: not {kind} text (NUL bytes: a binary file, or text in UTF-16)"
+                        + ("; it is Parquet: name it .parquet" if head.startswith(b"PAR1") else
+                           "; give a UTF-8 text file"))
+    return head
+
+
+def read_json_rows(path: Path, head: bytes) -> pd.DataFrame:
+    """JSON Lines (an object per line), or one JSON array of objects. Values stay as written: "007" stays "007"."""
+    return pd.read_json(path, lines=not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["), dtype=False)
+
+
 def read_file(path: Path, data: Data) -> pd.DataFrame:
     kind = SUFFIXES[path.suffix.lower()]
+    head = b"" if kind == "parquet" else text_head(path, kind)
     try:
         if kind == "parquet":
             return pd.read_parquet(path)
         if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)  # "007" stays "007"
+            return read_json_rows(path, head)
         if is_agnews_csv(path):
             return read_agnews_csv(path)
         # texts such as "NA" or "1.50" stay as written
@@ -65,6 +82,19 @@ def read_file(path: Path, data: Data) -> pd.DataFrame:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-encode it as UTF-8") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
         raise DataError(f"{path}: cannot be read as {kind}: {e}") from None
+
+
+def check_text(values: pd.Series, what: str) -> None:
+    """Texts are strings, or numbers among strings (joined as written); a column of numbers alone (a Parquet
+    integer column), lists or bytes would be read as their printed form without a word."""
+    rows = np.flatnonzero(values.notna().to_numpy())
+    text = values.iloc[rows].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+    number = values.iloc[rows].map(lambda v: isinstance(v, (int, float))).to_numpy(dtype=bool)
+    odd = rows[~text & ~(number & text.any())]
+    if len(odd):
+        value = values.iloc[odd[0]]
+        raise DataError(f"{what} holds {type(value).__name__} values, not text (first at row {odd[0]}: {value}); "
+                        "store the texts as strings, or name the text column (data.text_columns, --text-column)")
 
 
 def read_classes_txt(folder: Path) -> list[str] | None:
@@ -84,6 +114,8 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
     if len(df) == 0:
         raise DataError(f"{origin}: no rows")
     cols = list(data.text_columns)
+    for c in cols:
+        check_text(df[c], f"{origin}: column {c!r}")
     parts = df[cols].astype(object).where(df[cols].notna(), "").astype(str)
     text = parts.apply(lambda r: " ".join(s.strip() for s in r if s.strip()), axis=1)
     empty = np.flatnonzero(text.str.len().to_numpy() == 0)
@@ -96,6 +128,13 @@ def to_text_label(df: pd.DataFrame, data: Data, origin: str) -> pd.DataFrame:
         raise DataError(f"{origin}: {len(unlabelled)} row(s) without a label (first at row {unlabelled[0]}); "
                         "drop or fill them in the source")
     k = len(data.classes)
+    kinds = labels.map(type)
+    if not pd.api.types.is_integer_dtype(labels) and not (kinds == str).all():  # 0.0, True, or 0 beside "World"
+        row = int(np.flatnonzero((kinds != str).to_numpy())[0])
+        value = labels.iloc[row].item() if hasattr(labels.iloc[row], "item") else labels.iloc[row]  # numpy's: as written
+        raise DataError(f"{origin}: label {value!r} at row {row} ({type(value).__name__}); "
+                        f"labels are whole numbers 0..{k - 1} or the names in data.classes {list(data.classes)}, "
+                        "one kind per column")
     if pd.api.types.is_integer_dtype(labels):
         bad = sorted(set(labels[(labels < 0) | (labels >= k)].tolist()))
         if bad:

@@ -11,6 +11,8 @@ from .atomic import write_text
 from .errors import UserError
 
 EVAL = "metrics/eval.json"
+# what the report reads, itself and through dvc's diffs: never its output
+READS = (EVAL, "metrics/baseline.json", "metrics/train.json", "params.yaml", "dvc.yaml", "dvc.lock")
 
 
 def run(*cmd: str) -> str:

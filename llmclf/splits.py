@@ -82,4 +82,6 @@ def read_eval_splits(folder: str | Path, splits: list[str]) -> dict[str, pd.Data
             print(f"evaluate: no official_test split in {folder} (the source has no test split); skipped")
             continue
         frames[split] = read_split(folder, split)
+    if not frames:
+        raise DataError(f"evaluate.splits {splits}: none of them is in {folder}; add test or val")
     return frames

@@ -6,6 +6,7 @@ from llmclf import gpus
 
 gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
 from llmclf import baselines, errors, hardware, inference, metrics, params, splits  # noqa: E402
+from llmclf.atomic import together  # noqa: E402
 from llmclf.loading import load_causal_lm, load_classifier  # noqa: E402
 from llmclf.outputs import write_baselines  # noqa: E402
 from llmclf.runlog import phase, write_log  # noqa: E402
@@ -45,5 +46,7 @@ for name, (logits, _) in runs.items():
     results[name] = metrics.evaluate(frames, logits, classes)
     metrics.print_summary(results[name], name=f"{name}: ")
 phase("writes")
-write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json", "metrics/baseline")
+with together():  # both or neither: a full disk midway leaves each as it was
+    write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json",
+                    "metrics/baseline")
 write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | hardware.peak_gpu_memory())

@@ -11,6 +11,7 @@ import pandas as pd  # noqa: E402
 
 from llmclf import calibration, ensemble, errors, hardware, inference, metrics, params, splits  # noqa: E402
 from llmclf.adapter import load_adapter  # noqa: E402
+from llmclf.atomic import together  # noqa: E402
 from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability  # noqa: E402
 from llmclf.runlog import phase, write_log  # noqa: E402
 
@@ -60,6 +61,7 @@ def figures(out: Path) -> None:
 
 phase("writes")
 scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) | ({"ensemble": ens.record} if ens else {})
-write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
-calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
+with together():  # all or none: a full disk midway leaves each as it was
+    write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
+    calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
 write_log("evaluate", {"examples_per_s": speed} | hardware.peak_gpu_memory())

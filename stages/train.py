@@ -21,8 +21,8 @@ import torch  # noqa: E402
 
 from llmclf import distributed, ensemble, plots, trainer as trainers  # noqa: E402
 from llmclf.adapter import save_adapter  # noqa: E402
-from llmclf.atomic import atomic_path, write_json  # noqa: E402
-from llmclf.checkpoints import resume_or_reset  # noqa: E402
+from llmclf.atomic import atomic_path, together, write_json  # noqa: E402
+from llmclf.checkpoints import resume_or_reset, whole_run_loss  # noqa: E402
 from llmclf.curves import curves_callback, end_curves  # noqa: E402
 from llmclf.dense import dense_for_inference  # noqa: E402
 from llmclf.hardware import compute_dtype, peak_gpu_memory  # noqa: E402
@@ -81,7 +81,8 @@ if resume and main:
     print(f"train: resuming from the last checkpoint, {resume}")
 gc.freeze()  # what exists now (modules, rows) lives to the end: the Trainer's gc.collect() skips it
 start = time.perf_counter()
-result = trainer.train(resume_from_checkpoint=resume)
+with errors.writing(CHECKPOINTS):  # where an error of a full disk names no file: while saving a checkpoint
+    result = trainer.train(resume_from_checkpoint=resume)
 seconds = time.perf_counter() - start
 if clock.times:  # trainer set-up ends as training begins; the loop includes the epochs' validation and saves
     phase("first step", at=clock.start)
@@ -89,7 +90,7 @@ if clock.times:  # trainer set-up ends as training begins; the loop includes the
 curves = list(trainer.state.log_history)  # training's own logs, before the best epoch is scored again below
 tokens = sum(len(r["input_ids"]) for r in train_rows) * p.train.epochs
 summary = {
-    "train_loss": round(result.training_loss, 4),
+    "train_loss": round(whole_run_loss(trainer.state.log_history, resume, result), 4),
     "train_steps": result.global_step,  # optimizer steps, one effective batch each
     "processes": args.world_size,
     "effective_batch": args.per_device_train_batch_size * args.world_size,  # train.batch_scaling decides
@@ -110,15 +111,16 @@ if main:
     phase("writes")
     if live:
         end_curves(live)
-    with atomic_path("models/adapter", is_dir=True) as out:
-        save_adapter(trainer.model, tok, out, p, summary)
-    with atomic_path("metrics/train", is_dir=True) as out:
-        if live:
-            shutil.copytree(LIVE, out, dirs_exist_ok=True)
-        phase("figures")
-        plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
-        phase("writes")
-    write_json(summary, "metrics/train.json")
+    with together():  # all or none: a full disk midway leaves each as it was
+        with atomic_path("models/adapter", is_dir=True) as out:
+            save_adapter(trainer.model, tok, out, p, summary)
+        with atomic_path("metrics/train", is_dir=True) as out:
+            if live:
+                shutil.copytree(LIVE, out, dirs_exist_ok=True)
+            phase("figures")
+            plots.training_curves(curves, out / "training_curves.png")  # beside DVCLive's curves, for reports
+            phase("writes")
+        write_json(summary, "metrics/train.json")
     write_log("train", timing)
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
     shutil.rmtree(LIVE, ignore_errors=True)

@@ -171,6 +171,10 @@ def workspace(adapter, tmp_path, monkeypatch):
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "notes.txt").write_text("mine\n")
     (tmp_path / "file.txt").write_text("mine\n")
+    (tmp_path / "model.txt").write_bytes(b"\x00\x01weights")
+    pd.DataFrame({"text": ["the goal"]}).to_parquet(tmp_path / "pq.csv")
+    pd.DataFrame({"text": [1, 2]}).to_parquet(tmp_path / "numbers.parquet")
+    (tmp_path / "lists.jsonl").write_text('{"text": ["the", "goal"]}\n')
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -182,7 +186,7 @@ BAD_COMMANDS = [
     ("predict-output-in-adapter", ["predict", "in.csv", "-o", "models/adapter/adapter_model.safetensors"],
      "would overwrite models/adapter, an input"),
     ("predict-output-is-input", ["predict", "in.csv", "-o", "in.csv"], "would overwrite in.csv, an input"),
-    ("predict-input-is-folder", ["predict", "kept"], "kept: is a folder; give a CSV, JSONL or plain-lines file"),
+    ("predict-input-is-folder", ["predict", "kept"], "kept: is a folder; give a CSV, JSONL, Parquet or plain-lines"),
     ("predict-input-missing", ["predict", "nope.csv"], "nope.csv: no such file"),
     ("predict-input-dev-null", ["predict", "/dev/null"], "/dev/null: no texts to classify"),
     ("batch-size-0", ["predict", "in.csv", "--batch-size", "0"], "argument --batch-size: 0 is less than 1"),
@@ -200,6 +204,26 @@ BAD_COMMANDS = [
     ("predict-member-not-a-member", ["predict", "in.csv", "--member", "kept"], "kept: not an ensemble member"),
     ("member-save-uncalibrated", ["member", "save", "first"], "models/calibration.json: no such calibration file"),
     ("member-save-bad-name", ["member", "save", "../first"], "'../first': not a member name"),
+    # the same file under another name; an output that is one of the command's inputs
+    ("predict-output-is-input-aliased", ["predict", "in.csv", "-o", "kept/../in.csv"], "would overwrite in.csv, an input"),
+    ("predict-output-is-calibration", ["predict", "in.csv", "-o", "models/calibration.json"],
+     "would overwrite models/calibration.json, an input"),
+    ("predict-output-is-given-calibration", ["predict", "in.csv", "--calibration", "cal.json", "-o", "./cal.json"],
+     "would overwrite cal.json, an input"),
+    ("predict-member-twice", ["predict", "in.csv", "--member", "m", "--member", "m"], "m: the same model as m"),
+    ("predict-member-aliased", ["predict", "in.csv", "--member", "kept/m", "--member", "kept/../kept/m/"],
+     "kept/../kept/m/: the same model as kept/m; give each model of the ensemble once"),
+    ("predict-member-is-adapter", ["predict", "in.csv", "--adapter", "models/adapter", "--member", "models"],
+     "models: the same model as models/adapter"),
+    ("report-over-its-metrics", ["report", "-o", "metrics/eval.json"], "would overwrite metrics/eval.json, an input"),
+    ("report-over-params", ["report", "-o", "./params.yaml"], "would overwrite params.yaml, an input"),
+    ("report-over-lock", ["report", "-o", "metrics/../dvc.lock"], "would overwrite dvc.lock, an input"),
+    # what the input file is
+    ("predict-binary-input", ["predict", "model.txt"], "model.txt: not CSV, JSONL or plain-lines text (NUL bytes"),
+    ("predict-parquet-named-csv", ["predict", "pq.csv"], "pq.csv: not CSV, JSONL or plain-lines text (NUL bytes: a "
+     "binary file, or text in UTF-16); it is Parquet: name it .parquet"),
+    ("predict-numbers-as-texts", ["predict", "numbers.parquet"], "numbers.parquet: column 'text' holds int64 values, not text"),
+    ("predict-list-as-text", ["predict", "lists.jsonl"], "lists.jsonl: column 'text' holds list values, not text"),
 ]
 
 
@@ -244,6 +268,63 @@ def test_predict_writes_into_dev_null_and_skips_null_texts(workspace, capsys):
     assert Path("/dev/null").is_char_device()
     assert llmclf("predict", "in.jsonl", "-o", "out.jsonl", capsys=capsys)[0] == 0
     assert [json.loads(line)["id"] for line in Path("out.jsonl").read_text().splitlines()] == ["b"]
+
+
+def test_predict_reads_a_json_array_and_parquet(workspace, capsys):
+    Path("in.json").write_text('[{"id": "a", "text": "the goal"}, {"id": "b", "text": "the shares"}]')
+    pd.DataFrame({"id": ["a", "b"], "text": ["the goal", "the shares"]}).to_parquet("in.parquet")
+    for name in ("in.json", "in.parquet"):
+        assert llmclf("predict", name, "-o", "out.jsonl", capsys=capsys)[0] == 0
+        assert [json.loads(line)["id"] for line in Path("out.jsonl").read_text().splitlines()] == ["a", "b"]
+
+
+def test_export_refuses_to_replace_the_base_model(workspace, capsys, tiny_model):
+    before = snapshot(tiny_model)
+    code, err = llmclf("export", "-o", tiny_model, "--force", capsys=capsys)
+    assert code == 2 and f"{tiny_model}: holds {tiny_model}, which exporting would delete" in err, err
+    code, err = llmclf("predict", "in.csv", "-o", tiny_model / "config.json", capsys=capsys)
+    assert code == 2 and f"would overwrite {tiny_model}, an input" in err, err
+    assert snapshot(tiny_model) == before
+
+
+WRITES = [(["predict", "in.csv", "-o", "out.jsonl"], "out.jsonl"), (["member", "save", "m"], "models/members/m"),
+          (["export", "-o", "merged"], "merged")]
+
+
+@pytest.mark.parametrize("command, output, fault", [
+    (*write, fault) for write in WRITES for fault in ("disk-full", "read-only", "permission")] + [
+    (*WRITES[2], "safetensors")])
+def test_a_full_disk_or_read_only_folder_is_one_line_and_changes_nothing(workspace, capsys, monkeypatch, command,
+                                                                         output, fault):
+    """The fault where each writer meets it: a folder that cannot be made (a full disk, denied access), a rename
+    on a read-only file system, or the safetensors library's own error."""
+    import errno
+    import os
+    import tempfile
+
+    import transformers.modeling_utils
+    from llmclf import calibration
+
+    calibration.save_temperature("models/adapter", {"temperature": 1.5}, "models/calibration.json")
+    before = snapshot(workspace)
+    code = {"disk-full": errno.ENOSPC, "read-only": errno.EROFS, "permission": errno.EACCES}.get(fault)
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), args[0] if fault == "read-only" else
+                      os.path.join(kwargs["dir"], kwargs["prefix"] + "x1y2"))  # the temporary folder it would make
+
+    def safetensors_fails(*args, **kwargs):  # as safetensors reports a full disk: no errno, no path
+        raise RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    if fault == "safetensors":
+        monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", safetensors_fails)
+    else:
+        monkeypatch.setattr(*((os, "replace") if fault == "read-only" else (tempfile, "mkdtemp")), fail)
+    status, err = llmclf(*command, capsys=capsys)
+    monkeypatch.undo()
+    strerror = os.strerror(code or errno.ENOSPC)
+    assert status == 2 and err.startswith(f"error: {output}: {strerror}; "), err
+    assert snapshot(workspace) == before and not Path(output).exists()
 
 
 def test_export_force_replaces_a_non_empty_folder(workspace, capsys):

@@ -370,6 +370,19 @@ BAD_FILES = [
     ("not-utf8", "train.csv", b"text,label\ncaf\xe9,0\n", r"not UTF-8 text .*re-encode it as UTF-8"),
     ("garbage-parquet", "train.parquet", b"PAR1 not really", r"cannot be read as parquet"),
     ("jsonl-not-json", "train.jsonl", b"{text: a, label: 0}\n", r"cannot be read as jsonl"),
+    # the type of what was read: named as the cause, not as a missing column or an unknown class
+    ("numbers-as-text", "train.parquet", pd.DataFrame({"text": [1, 2], "label": [0, 1]}),
+     r"column 'text' holds int64 values, not text \(first at row 0: 1\)"),
+    ("lists-as-text", "train.jsonl", b'{"text": "a", "label": 0}\n{"text": ["b"], "label": 1}\n',
+     r"column 'text' holds list values, not text \(first at row 1"),
+    ("float-labels", "train.parquet", pd.DataFrame({"text": ["a", "b"], "label": [0.0, 1.0]}),
+     r"label 0\.0 at row 0 \(float\); labels are whole numbers 0\.\.2 or the names in data\.classes"),
+    ("bool-labels", "train.parquet", pd.DataFrame({"text": ["a", "b"], "label": [True, False]}), r"label True at row 0 \(bool\)"),
+    ("mixed-labels", "train.jsonl", b'{"text": "a", "label": "alpha"}\n{"text": "b", "label": 1}\n',
+     r"label 1 at row 1 \(int\); .*one kind per column"),
+    ("json-array-of-numbers", "train.json", b"[1, 2, 3]", r"missing column\(s\) \['text', 'label'\]"),
+    ("parquet-named-csv", "train.csv", b"PAR1\x15\x00\x15", r"not csv text \(NUL bytes: a binary file.*name it \.parquet"),
+    ("utf16-csv", "train.csv", "text,label\na,0\n".encode("utf-16"), r"not csv text \(NUL bytes: a binary file, or text in UTF-16\)"),
 ]
 
 
@@ -382,6 +395,18 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path, name, content, message):
         content.to_parquet(path, index=False)
     with pytest.raises(DataError, match=rf"^{path}: {message}"):
         sources.fetch(local_cfg(path))
+
+
+def test_a_json_array_is_read_as_rows(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps([{"text": "a", "label": 0}, {"text": "b", "label": 1}]))
+    frames, _ = sources.fetch(local_cfg(tmp_path / "train.json"))
+    assert frames["train"].to_dict("list") == {"text": ["a", "b"], "label": [0, 1]}
+
+
+def test_evaluate_splits_that_leave_none_is_one_line(tmp_path):
+    pd.DataFrame({"text": ["a"], "label": [0]}).to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(DataError, match=r"evaluate.splits \['official_test'\]: none of them is in .*; add test or val"):
+        splits.read_eval_splits(tmp_path, ["official_test"])
 
 
 def test_is_local():

@@ -7,6 +7,7 @@ import pytest
 
 from llmclf import calibration, ensemble
 from llmclf.errors import UserError
+from llmclf.hashing import sha256
 from llmclf.params import Lora, Model, Params, Quant
 from tiny import CLASSES
 
@@ -48,7 +49,7 @@ def fake_member(folder, classes=CLASSES, temperature=2.0):
     (adapter / "adapter_model.safetensors").write_bytes(folder.name.encode())
     (adapter / "llmclf.json").write_text(json.dumps({
         "model": Params().model.model_dump() | {"name": "smollm2-135m-instruct"}, "classes": classes,
-        "adapter_sha256": "", "base_sha256": ""}))
+        "adapter_sha256": sha256(adapter / "adapter_model.safetensors"), "base_sha256": ""}))
     calibration.save_temperature(adapter, {"temperature": temperature}, folder / "calibration.json")
     return folder
 
@@ -104,3 +105,42 @@ def test_params_refuse_a_member_listed_twice():
     assert parse({"evaluate": {"members": ["models/members/a"]}}).evaluate.members == ["models/members/a"]
     with pytest.raises(ParamsError, match="evaluate.members: .*each member folder once"):
         parse({"evaluate": {"members": ["models/members/a", "models/members/a/"]}})
+
+
+@pytest.mark.parametrize("second", ["a", "a/", "./a", "../x/a", "link"])
+def test_a_model_given_twice_under_any_name_is_refused(tmp_path, monkeypatch, second):
+    """It would weigh double in the mean: the folders are compared as the paths they resolve to."""
+    (tmp_path / "x").mkdir()
+    monkeypatch.chdir(tmp_path / "x")
+    fake_member(tmp_path / "x" / "a")
+    (tmp_path / "x" / "link").symlink_to("a")
+    with pytest.raises(UserError, match=rf"^{second}: the same model as a; give each model of the ensemble once"):
+        ensemble.members(["a", second], CLASSES)
+    with pytest.raises(UserError, match=r"^a: the same model as a/adapter"):  # the fine-tuned model itself
+        ensemble.members(["a"], CLASSES, adapter="a/adapter")
+
+
+def test_a_damaged_member_is_named_as_such_with_a_fix_for_members(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fake_member(tmp_path / "models" / "members" / "m")
+    (tmp_path / "models" / "members" / "m" / "adapter" / "adapter_model.safetensors").write_bytes(b"cut")
+    with pytest.raises(UserError, match=r"adapter_model.safetensors: changed since training") as e:
+        ensemble.members(["models/members/m"], CLASSES)
+    assert "calibration" not in str(e.value)  # the adapter is damaged, not its temperature
+    fake_member(tmp_path / "models" / "members" / "n")
+    (tmp_path / "models" / "members" / "n" / "calibration.json").write_text("T = 3")
+    with pytest.raises(UserError, match=r"not a calibration file.*restore the member \(`dvc checkout`\), or save it "
+                                        r"again \(`llmclf member save NAME --force`\)$") as e:
+        ensemble.member("models/members/n")
+    assert "--no-calibration" not in str(e.value)  # predict's flag: no fix for a member
+
+
+def test_a_missing_teacher_says_how_to_save_a_teacher(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "teachers").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"models/teachers/ghost: not a teacher .*`llmclf member save NAME --teacher`"):
+        ensemble.soft_labels(["models/teachers/ghost"], ["a text"], CLASSES)
+    fake_member(tmp_path / "models" / "teachers" / "t")
+    (tmp_path / "models" / "teachers" / "t" / "calibration.json").unlink()
+    with pytest.raises(UserError, match=r"no such calibration file.*`llmclf member save NAME --teacher --force`"):
+        ensemble.soft_labels(["models/teachers/t"], ["a text"], CLASSES)

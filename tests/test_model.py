@@ -206,6 +206,44 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_model, tmp_path):
     assert model.config.num_labels == 4
 
 
+def test_a_model_with_code_of_its_own_is_one_line_and_runs_none_of_it(tiny_model, tmp_path):
+    custom = tmp_path / "custom"
+    shutil.copytree(tiny_model, custom)
+    config = json.loads((custom / "config.json").read_text())
+    config |= {"model_type": "mine", "auto_map": {"AutoConfig": "configuration_mine.MineConfig",
+                                                  "AutoModelForSequenceClassification": "modeling_mine.Mine"}}
+    (custom / "config.json").write_text(json.dumps(config))
+    for module in ("configuration_mine.py", "modeling_mine.py"):
+        (custom / module).write_text("raise SystemExit('its code ran')\n")
+    with pytest.raises(ModelError, match=r"cannot load .*set model.trust_remote_code: true only if you trust that code"):
+        load_classifier(Model(name=str(custom)), Quant(mode="none"), CLASSES)
+
+
+def test_a_resumed_run_reports_the_loss_of_the_whole_run(tiny_model, tmp_path):
+    """train_loss of a run stopped after its checkpoint at step 6 (between two logs, every 4 steps) and resumed:
+    that of the run never stopped."""
+    def trainer(folder):
+        train = Train(lr=3e-3, batch_size=4, gradient_checkpointing=False, logging_steps=4, epochs=2,
+                      eval_each_epoch=False, checkpoint_steps=6)
+        model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="none"), CLASSES, seed=0)
+        model = add_lora(model, Lora(target_modules="all-linear", dropout=0.0), quantized=False,
+                         gradient_checkpointing=False)
+        texts, labels = synthetic_texts(8, seed=1)
+        rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+        args = trainers.training_args(train, str(folder), len(rows), bf16=False, seed=0)
+        return trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None)
+
+    whole = trainer(tmp_path / "whole")
+    result = whole.train()
+    assert result.global_step == 16 and (tmp_path / "whole" / "checkpoint-6").is_dir()
+    resumed = trainer(tmp_path / "resumed")
+    again = resumed.train(resume_from_checkpoint=str(tmp_path / "whole" / "checkpoint-6"))
+    assert again.training_loss != pytest.approx(result.training_loss, abs=1e-4)  # the Trainer's: steps 7..16 only
+    got = checkpoints.whole_run_loss(resumed.state.log_history, str(tmp_path / "whole" / "checkpoint-6"), again)
+    assert got == pytest.approx(result.training_loss, abs=1e-5)
+    assert checkpoints.whole_run_loss(whole.state.log_history, None, result) == result.training_loss
+
+
 def test_resumable_picks_the_last_complete_checkpoint_of_the_same_run(tmp_path):
     folder = tmp_path / "ckpt"
     stamp = {"params": {"lr": 1e-4}, "train_rows": "abc"}
@@ -380,7 +418,8 @@ def test_a_non_finite_loss_stops_training_naming_the_step(tiny_model, tmp_path, 
     step = int(stopped.value.args[0].split("at step ")[1].split(";")[0])
     saved = sorted(int(c.name.split("-")[1]) for c in (tmp_path / "ckpt").glob("checkpoint-*"))
     assert saved == (list(range(1, step)) if checkpoint_steps else [])
-    assert losses.logged == []  # the first log, at step 10 or the end, is where it stopped
+    # each checkpoint logs the loss up to it (a resumed run's train_loss adds them): finite ones, before the stop
+    assert all(np.isfinite(log["loss"]) for log in losses.logged) and len(losses.logged) == len(saved)
 
 
 def test_the_non_finite_check_does_not_wait_for_the_device(tiny_model, tmp_path, monkeypatch):
