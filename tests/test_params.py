@@ -315,11 +315,11 @@ def test_preset_with_unknown_key_changes_nothing(project):
     assert target.read_bytes() == before
 
 
-def test_mpnet_preset_is_its_plans_run():
-    """presets/mpnet.yaml is offline/plans/mpnet.yaml's mpnet-4011: `accurate` with the MPNet encoder."""
+def test_mpnet_preset_is_its_plans_chosen_run():
+    """presets/mpnet.yaml is offline/plans/mpnet.yaml's mpnet-3ep, the run val chose (docs/accuracy.md)."""
     plan = params.read_yaml(REPO / "offline/plans/mpnet.yaml")
     assert (presets.compose(["mpnet"], root=REPO)
-            == presets.compose(plan["presets"], plan["experiments"]["mpnet-4011"], root=REPO))
+            == presets.compose(plan["presets"], plan["experiments"]["mpnet-3ep"], root=REPO))
 
 
 @pytest.mark.parametrize("plan", sorted(p.name for p in (REPO / "offline/plans").glob("*.yaml")))
