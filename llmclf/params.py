@@ -128,35 +128,13 @@ class Train(_Group):
     # training's own seed (head and LoRA init, dropout, batch order); base.seed samples the splits, so a
     # spread over train.seed varies training alone
     seed: NonNegInt = 42
-    # >0: evaluation during training and the saved adapter use an exponential moving average of the LoRA
-    # and head weights: an average over the noisy end of the trajectory rather than its last step
-    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    # >0: R-Drop, a consistency regulariser: each batch runs twice in one forward (two dropout draws, twice
-    # the activations; token-capped chunks hold half the rows) and the loss adds alpha/2 times the two
-    # predictions' symmetric KL divergence. Needs dropout (lora.dropout > 0); the paper used 0.1 to 5
-    rdrop_alpha: Annotated[float, Field(ge=0)] = 0.0
-    # ascending padded lengths: each training batch (and token-capped chunk) padded on the right to the
-    # smallest that holds its longest row, and filled up with rows the loss ignores to the rows that width
-    # holds, so training sees one shape per bucket (validation batches get the widths alone); empty: each
-    # batch as wide as its longest row. At most 8: torch.compile keeps 8 graphs of a function
-    length_buckets: list[PosInt] = Field(default=[], max_length=8)
     # distillation: teacher folders (`llmclf member save NAME --teacher`: models/teachers/NAME) whose mean
     # temperature-scaled probabilities on the training texts are soft labels; the loss is (1 - alpha) x the
     # true labels' cross-entropy + alpha x the soft labels', so one model learns what several predict
     teachers: list[Annotated[str, Field(min_length=1)]] = []
     distill_alpha: Fraction = 0.5
-    # torch.compile of the training forward and backward (Trainer's torch_compile), a graph per bucket
-    # shape (no dynamic shapes); reduce-overhead also replays each as a CUDA graph: fewer kernel launches
-    compile: Literal["none", "default", "reduce-overhead"] = "none"
 
     _distinct_teachers = field_validator("teachers")(lambda cls, folders: _each_once(folders, "teacher"))
-
-    @field_validator("length_buckets")
-    @classmethod
-    def _ascending(cls, buckets: list[int]) -> list[int]:
-        if any(a >= b for a, b in zip(buckets, buckets[1:])):
-            raise ValueError("must be strictly ascending, e.g. [64, 128, 256, 512]")
-        return buckets
 
 
 class Baseline(_Group):
@@ -217,28 +195,6 @@ class Params(_Group):
                             ("baseline.zero_shot_labels", self.baseline.zero_shot_labels)]:
             if isinstance(values, list) and len(values) != k:
                 raise ValueError(f"{key}: {len(values)} values for the {k} data.classes; give one per class")
-        return self
-
-    @model_validator(mode="after")
-    def _compilable(self) -> "Params":
-        t = self.train
-        if t.compile == "none":
-            return self
-        for refused, why in [
-                (not t.length_buckets, "needs train.length_buckets: without them every batch length is a new graph"),
-                # a graph that copies to host memory is not replayed as a CUDA graph: the mode would buy nothing
-                (t.compile == "reduce-overhead" and t.offload_activations,
-                 "does not go with train.offload_activations; set it false")]:
-            if refused:
-                raise ValueError(f"train.compile: {t.compile} {why}")
-        return self
-
-    @model_validator(mode="after")
-    def _buckets_hold_every_row(self) -> "Params":
-        # a longer row would keep its own width: one more shape, one more graph, for every such length
-        if self.train.length_buckets and self.train.length_buckets[-1] < self.model.max_length:
-            raise ValueError(f"train.length_buckets: the largest, {self.train.length_buckets[-1]}, is below "
-                             f"model.max_length ({self.model.max_length}); end with {self.model.max_length} or more")
         return self
 
 

@@ -111,12 +111,6 @@ BAD = [
      "3 values for the 4 data.classes"),
     ("zero-shot-labels-length", "baseline:\n  zero_shot_labels: [a, b]\n", "baseline.zero_shot_labels",
      "2 values for the 4 data.classes"),
-    ("buckets-not-ascending", "train:\n  length_buckets: [128, 64, 512]\n", "train.length_buckets", "ascending"),
-    ("buckets-below-max-length", "train:\n  length_buckets: [64, 256]\n", "train.length_buckets",
-     "the largest, 256, is below model.max_length (512)"),
-    ("compile-without-buckets", "train:\n  compile: default\n", "train.compile", "needs train.length_buckets"),
-    ("compile-graphs-with-offload", "train:\n  compile: reduce-overhead\n  length_buckets: [512]\n"
-     "  offload_activations: true\n", "train.compile", "does not go with train.offload_activations"),
 ]
 
 
@@ -140,8 +134,6 @@ def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
     "quant:\n  mode: none\n",
     "model:\n  max_length: 1\n",
     "baseline:\n  zero_shot_prompt: '{text}'\n  zero_shot_score: sum\n",
-    "train:\n  compile: reduce-overhead\n  length_buckets: [64, 128, 256, 512]\n",
-    "train:\n  compile: default\n  length_buckets: [512]\n  offload_activations: true\n",
 ])
 def test_good_neighbours_of_the_bad_values_load(tmp_path, text):
     # the controls for the cases above: the same keys with valid values are accepted
@@ -238,8 +230,7 @@ def test_apply_accurate_then_overrides(project):
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
-    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0, "rdrop_alpha": 0.0,
-                     "length_buckets": [], "compile": "none", "teachers": [], "distill_alpha": 0.5}
+    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "teachers": [], "distill_alpha": 0.5}
     run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
