@@ -230,7 +230,8 @@ def test_apply_accurate_then_overrides(project):
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
-    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "teachers": [], "distill_alpha": 0.5}
+    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "dense_base": False, "float32_frozen": True,
+                     "optimizer": "adamw_torch", "nan_inf_filter": True, "teachers": [], "distill_alpha": 0.5}
     run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
@@ -256,10 +257,10 @@ def test_preset_as_experiment_overrides(project, monkeypatch):
     sets = dict(a.split("=", 1) for a in cmd[4:-4:2])
     assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "256"  # tutorial, then gpu
     assert sets["evaluate.splits"] == "[test, official_test]"
-    assert sets["+train.dense_base"] == "true"  # not in params.yaml: DVC adds it only with Hydra's +
+    assert sets["train.dense_base"] == "true"  # every key is in params.yaml: none needs Hydra's `+`
     raw = params.read_yaml(Path("params.yaml"))
     for key, value in sets.items():
-        presets.override(raw, f"{key.removeprefix('+')}={value}")  # each -S reads back as the preset's value
+        presets.override(raw, f"{key}={value}")  # each -S reads back as the preset's value
     assert params.parse(raw, "x").train.lr == 2e-3
 
 
