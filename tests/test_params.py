@@ -82,6 +82,31 @@ def test_a_missing_key_or_group_is_an_error_naming_it(tmp_path):
     assert str(e.value) == f"{path}: invalid params\n  quant: Field required\n  train.optimizer: Field required"
 
 
+def schema_keys() -> set[str]:
+    return {f"{group}.{key}" for group, field in params.Params.model_fields.items()
+            for key in field.annotation.model_fields}
+
+
+def test_params_yaml_and_the_schema_list_the_same_keys_and_only_params_yaml_has_values():
+    """Every key the schema types is in params.yaml and params.yaml has no other (so `dvc exp show` shows
+    each and `dvc exp run -S key=value` sets each without Hydra's `+`), and the schema holds no default."""
+    raw = params.read_yaml(REPO / "params.yaml")
+    in_yaml = {f"{group}.{key}" for group, keys in raw.items() for key in keys}
+    assert sorted(schema_keys() - in_yaml) == [] and sorted(in_yaml - schema_keys()) == []
+    defaulted = [f"{group}.{key}" for group, field in params.Params.model_fields.items()
+                 for key, f in field.annotation.model_fields.items() if not f.is_required()]
+    assert [g for g, f in params.Params.model_fields.items() if not f.is_required()] == [] and defaulted == []
+    assert params.defaults() == params.load(REPO / "params.yaml")
+
+
+def test_every_key_of_params_yaml_says_what_it_does():
+    """A comment on the key's line, or a comment line right above it."""
+    lines = (REPO / "params.yaml").read_text(encoding="utf-8").splitlines()
+    bare = [line.split(":")[0].strip() for above, line in zip(["", *lines], lines)
+            if re.match(r"^  \w+:", line) and not re.search(r"\s#\s", line) and not above.lstrip().startswith("#")]
+    assert bare == []
+
+
 # ---------------------------------------------------------------- bad files
 
 BAD = [
