@@ -1,16 +1,11 @@
 """Batches of token rows: length-sorted, capped by rows and padded tokens, right-padded into tensors."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-
-def padded_length(length: int, buckets: Sequence[int]) -> int:
-    """The smallest of the ascending `buckets` that holds `length`; the length itself past them or without any."""
-    return next((b for b in buckets if b >= length), length)
 
 
 def rows_within(length: int, batch_size: int, max_tokens: int = 0) -> int:
@@ -39,11 +34,10 @@ def length_sorted_batches(lengths: list[int], batch_size: int, desc: str, max_to
             bar.update(len(idx))
 
 
-def pad_right(rows: list[list[int]], pad_id: int, buckets: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id rows as one right-padded batch and its attention mask, as wide as its longest row or, with
-    `buckets`, as the smallest bucket that holds it."""
+def pad_right(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as one right-padded batch and its attention mask, as wide as its longest row."""
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-    mask = np.arange(padded_length(int(lengths.max()), buckets)) < lengths[:, None]
+    mask = np.arange(int(lengths.max())) < lengths[:, None]
     ids = np.full(mask.shape, pad_id, dtype=np.int64)
     ids[mask] = np.fromiter((t for row in rows for t in row), dtype=np.int64, count=int(lengths.sum()))
     return torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
@@ -65,12 +59,12 @@ def model_inputs(batch: dict, mask: bool) -> dict:
     return batch if mask else {k: v for k, v in batch.items() if k != "attention_mask"}
 
 
-def collate(rows: list[dict], pad_id: int, buckets: Sequence[int] = ()) -> dict:
+def collate(rows: list[dict], pad_id: int) -> dict:
     """Encoded rows (input_ids, attention_mask, labels) as one right-padded batch: what
-    DataCollatorWithPadding gives, without the tokenizer's per-row padding; `buckets`: see pad_right.
-    Also LENGTHS, each row's token count as a list: known on the host when the batch is on the GPU; and
-    SOFT_LABELS, the rows' distillation targets, where they have them."""
-    ids, mask = pad_right([r["input_ids"] for r in rows], pad_id, buckets)
+    DataCollatorWithPadding gives, without the tokenizer's per-row padding. Also LENGTHS, each row's token
+    count as a list: known on the host when the batch is on the GPU; and SOFT_LABELS, the rows' distillation
+    targets, where they have them."""
+    ids, mask = pad_right([r["input_ids"] for r in rows], pad_id)
     batch = {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([r["labels"] for r in rows]),
              LENGTHS: [len(r["input_ids"]) for r in rows]}
     if SOFT_LABELS in rows[0]:
@@ -82,24 +76,3 @@ LENGTHS = "lengths"  # a batch's key for its rows' token counts (not a model inp
 SOFT_LABELS = "soft_labels"  # a batch's key for its rows' class probabilities from teachers (not a model input)
 TOKENS = ("input_ids", "attention_mask")  # a batch's (rows, tokens) tensors
 
-
-IGNORED = -100  # the label of a filler row: cross_entropy's ignore_index, so the loss never counts it
-
-
-def fill_rows(batch: dict[str, torch.Tensor], rows: int, pad_id: int) -> dict[str, torch.Tensor]:
-    """`batch` with filler rows appended up to `rows`: pad tokens, the first one attended (no row without
-    any key to attend to), labelled IGNORED. Each row's attention and pooling are its own, so the loss and
-    its gradients do not change; only the shape is fixed."""
-    n = rows - len(batch["labels"])
-    if n <= 0:
-        return batch
-    ids = batch["input_ids"].new_full((n, batch["input_ids"].shape[1]), pad_id)
-    mask = torch.zeros_like(ids)
-    mask[:, 0] = 1
-    filled = {"input_ids": torch.cat([batch["input_ids"], ids]),
-              "attention_mask": torch.cat([batch["attention_mask"], mask]),
-              "labels": torch.cat([batch["labels"], batch["labels"].new_full((n,), IGNORED)])}
-    if SOFT_LABELS in batch:  # uniform: a filler row's loss is never counted
-        soft = batch[SOFT_LABELS]
-        filled[SOFT_LABELS] = torch.cat([soft, soft.new_full((n, soft.shape[1]), 1 / soft.shape[1])])
-    return batch | filled

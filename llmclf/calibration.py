@@ -13,6 +13,7 @@ from scipy.special import log_softmax
 from .atomic import write_json
 from .hashing import sha256
 from .errors import UserError
+from .params import Inference, defaults
 
 N_BINS = 15  # equal-width confidence bins, as Guo et al. (2017)
 
@@ -65,17 +66,17 @@ def save_temperature(adapter: str | Path, fit: dict, path: str | Path, inference
     write_json(fit | ({"inference": inference} if inference else {}) | {"adapter_sha256": _adapter_id(adapter)}, path)
 
 
-def recorded_inference(adapter: str | Path, path: str | Path) -> dict | None:
-    """The inference settings recorded in `path` for `adapter`; None where there are none for it (no file,
-    another adapter's, or not the evaluate stage's: load_temperature names that, unless it is not asked)."""
+def inference_settings(adapter: str | Path, path: str | Path) -> Inference:
+    """The inference settings recorded in `path` for `adapter` (those the evaluate stage scored it with);
+    params.yaml's where there are none for it (no file, another adapter's, or not the evaluate stage's:
+    load_temperature names that, unless it is not asked)."""
     path = Path(path)
-    if not path.is_file():
-        return None
     try:
-        info = _record(path)
+        info = _record(path) if path.is_file() else {}
     except UserError:
-        return None
-    return info.get("inference") if info["adapter_sha256"] == _adapter_id(adapter) else None
+        info = {}
+    recorded = info.get("inference") if info.get("adapter_sha256") == _adapter_id(adapter) else None
+    return Inference(**recorded) if recorded else defaults().inference
 
 
 REFIT = "rerun `dvc repro evaluate`"  # the fix for a calibration file that does not fit: the evaluate stage writes it

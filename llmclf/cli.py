@@ -25,8 +25,6 @@ if TYPE_CHECKING:  # the heavy imports wait for main() to install the error hand
 
 ADAPTER = "models/adapter"
 CALIBRATION = "models/calibration.json"  # the evaluate stage's temperature and inference settings for that adapter
-# for an adapter the evaluate stage has not scored: sizes that bound memory on long texts
-PREDICT_DEFAULTS = {"batch_size": 64, "max_batch_tokens": 16384, "dense": True}
 
 
 def read_texts(source: str, text_column: str) -> pd.DataFrame:
@@ -73,13 +71,13 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
 
 def settings(args) -> tuple[Inference, int]:
     """The inference settings and max_length to predict with: the flags given, else those the adapter was
-    trained (max_length) and scored with (the evaluate stage's record), else PREDICT_DEFAULTS."""
+    trained (max_length) and scored with (the evaluate stage's record), else params.yaml's."""
     from . import adapter, calibration
     from .params import Inference
 
-    recorded = calibration.recorded_inference(args.adapter, args.calibration or CALIBRATION) or PREDICT_DEFAULTS
+    scored = calibration.inference_settings(args.adapter, args.calibration or CALIBRATION)
     flags = {"batch_size": args.batch_size, "max_batch_tokens": args.max_batch_tokens, "dense": args.dense}
-    chosen = Inference(**(recorded | {k: v for k, v in flags.items() if v is not None}))
+    chosen = Inference(**(scored.model_dump() | {k: v for k, v in flags.items() if v is not None}))
     return chosen, args.max_length or adapter.read_info(args.adapter)["model"]["max_length"]
 
 
@@ -274,13 +272,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--adapter", default=ADAPTER)
     p.add_argument("--base", help="base model to load the adapter on (default: the one it was trained on)")
     p.add_argument("--text-column", default="text", help="column (CSV) or field (JSONL) holding the text")
-    p.add_argument("--batch-size", type=_count(1), help="default: as the evaluate stage scored the adapter")
+    p.add_argument("--batch-size", type=_count(1),
+                   help="default: as the evaluate stage scored the adapter, else params.yaml's")
     p.add_argument("--max-length", type=_count(1), help="tokens read of each text (default: the adapter's training max_length)")
     p.add_argument("--max-batch-tokens", type=_count(0),
                    help="a batch of long texts holds fewer rows: at most this many padded tokens (0: no cap; "
-                   "default: as the evaluate stage scored the adapter)")
+                   "default: as the evaluate stage scored the adapter, else params.yaml's)")
     p.add_argument("--dense", action=argparse.BooleanOptionalAction, default=None,
-                   help="dequantize and merge LoRA before predicting (default: as the evaluate stage scored the adapter)")
+                   help="dequantize and merge LoRA before predicting (default: as the evaluate stage scored the adapter, "
+                   "else params.yaml's)")
     p.add_argument("--calibration", help="temperature file written by the evaluate stage (default: "
                    f"{CALIBRATION} when it was fitted for this adapter; otherwise none is applied)")
     p.add_argument("--no-calibration", action="store_true", help="the model's own probabilities, no temperature")

@@ -151,12 +151,14 @@ def _check_in(folders: list[str], root: Path, key: str, stage: str, command: str
 def soft_labels(folders: list[str], texts: list[str], classes: list[str]) -> tuple[np.ndarray, list[str], int]:
     """Distillation's targets, for the train stage: the mean temperature-scaled probabilities of the teachers
     in `folders` (in models/teachers, the stage's dep) on `texts`, their names and their parameter count.
-    They run with the default inference settings: `inference.*` is not the train stage's param."""
+    Each runs as the evaluate stage scored it (its calibration.json): `inference.*` is not the train stage's
+    param, and the teacher is its dep."""
     _check_in(folders, TEACHERS, "train.teachers", "train", "llmclf member save NAME --teacher")
     found = members(folders, classes)
     probs, total = [], 0
     for m in found:
-        p, count = member_probabilities(m, {"train": texts}, Inference())
+        settings = calibration.inference_settings(m.adapter, m.folder / CALIBRATION)
+        p, count = member_probabilities(m, {"train": texts}, settings)
         probs.append(p["train"])
         total += count
     return mean_probabilities(probs).astype(np.float32), [m.name for m in found], total

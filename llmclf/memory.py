@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .batching import LENGTHS, TOKENS, fill_rows, padded_length, rows_within, token_batches
+from .batching import LENGTHS, TOKENS, token_batches
 
 
 def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 20):
@@ -35,52 +35,39 @@ def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 
 class BoundedMemory:
     """A Trainer mixin. `max_batch_tokens` > 0: a batch of more padded tokens runs as row chunks of at most
     that many, each chunk's loss its share of the batch's, gradients accumulated: the same update in bounded
-    memory (the loss's class provides `_loss_denominator` and `rdrop_alpha`). `offload_activations`: what
-    backward needs waits in host memory (offload_to_host) during `_forward`. `length_buckets` (ascending):
-    chunks are cut to bucket widths, and every training forward has a fixed shape: as wide as its bucket,
-    with the rows that width holds (the batch size, fewer within max_batch_tokens), filled up with rows the
-    loss ignores; so one compiled graph serves each bucket."""
+    memory (the loss's class provides `_loss_denominator`). `offload_activations`: what backward needs waits
+    in host memory (offload_to_host) during `_forward`."""
 
-    def __init__(self, *args, max_batch_tokens: int = 0, offload_activations: bool = False,
-                 length_buckets: tuple[int, ...] = (), **kwargs):
+    def __init__(self, *args, max_batch_tokens: int = 0, offload_activations: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_batch_tokens = max_batch_tokens
         self.offload_activations = offload_activations
-        self.length_buckets = tuple(length_buckets)
 
     def _forward(self, model, inputs):
         offload = self.offload_activations and torch.is_grad_enabled()
         with offload_to_host() if offload else contextlib.nullcontext():
             return super()._forward(model, inputs)
 
-    def _chunks(self, inputs, fixed_rows: int = 0, copies: int = 1,
-                lengths: list[int] | None = None) -> list[tuple[torch.Tensor, dict]] | None:
+    def _chunks(self, inputs, lengths: list[int] | None = None) -> list[tuple[torch.Tensor, dict]] | None:
         """The batch as row chunks within max_batch_tokens, longest rows first, each cut to its own longest
-        row (padded to its bucket) and carrying the batch's loss denominator, with the batch rows it holds;
-        None if it fits whole (known from its shape, without waiting for the GPU). `fixed_rows` > 0: always
-        chunks, each filled to the rows_within(its width, fixed_rows) its width holds. `copies`: each chunk
-        is run that many times in one forward (R-Drop: 2), so it holds that many times fewer tokens.
-        `lengths`: the rows' token counts as collate gives them; without, they are read back from the mask
-        (on a GPU, a wait for it)."""
+        row and carrying the batch's loss denominator, with the batch rows it holds; None if it fits whole
+        (known from its shape, without waiting for the GPU). `lengths`: the rows' token counts as collate
+        gives them; without, they are read back from the mask (on a GPU, a wait for it)."""
         mask = inputs["attention_mask"]
-        cap = max(1, self.max_batch_tokens // copies) if self.max_batch_tokens else 0
-        if not fixed_rows and (not cap or mask.numel() <= cap):
+        if not self.max_batch_tokens or mask.numel() <= self.max_batch_tokens:
             return None
-        lengths = [padded_length(n, self.length_buckets) for n in lengths or mask.sum(dim=1).tolist()]
+        lengths = lengths or mask.sum(dim=1).tolist()
         denominator = self._loss_denominator(inputs["labels"])
         chunks = []
-        for idx in token_batches(lengths, fixed_rows or len(lengths), cap):
+        for idx in token_batches(lengths, len(lengths), self.max_batch_tokens):
             rows, width = torch.as_tensor(idx.copy(), device=mask.device), lengths[idx[0]]
             chunk = {k: v[rows, :width] if k in TOKENS else v[rows] for k, v in inputs.items()}
-            if fixed_rows:
-                chunk = fill_rows(chunk, rows_within(width, fixed_rows, cap), self.processing_class.pad_token_id)
             chunks.append((rows, chunk | {"loss_denominator": denominator}))
         return chunks
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         lengths = inputs.pop(LENGTHS, None)
-        chunks = self._chunks(inputs, self.args.per_device_train_batch_size if self.length_buckets else 0,
-                              copies=2 if self.rdrop_alpha else 1, lengths=lengths)
+        chunks = self._chunks(inputs, lengths=lengths)
         if chunks is None:
             return super().training_step(model, inputs, num_items_in_batch)
         loss = 0

@@ -1,4 +1,6 @@
-"""Typed, validated `params.yaml`: the one loader every stage and tool goes through."""
+"""Typed, validated `params.yaml`: the one loader every stage and tool goes through. Every key is required:
+params.yaml is the one place a value (and the comment that says what it does) is written; code that sets a
+few keys starts from it (`defaults`)."""
 from __future__ import annotations
 
 import re
@@ -10,6 +12,7 @@ from .errors import UserError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
+DEFAULTS = Path(__file__).resolve().parents[1] / PARAMS_FILE  # the project's own, wherever it is run from
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
@@ -35,16 +38,15 @@ class _Group(BaseModel):
 
 
 class Base(_Group):
-    seed: NonNegInt = 42
+    seed: NonNegInt
 
 
 class Data(_Group):
-    source: str | list[str] = "fancyzhx/ag_news"  # hub dataset id, or a local folder / file / list of files
-    revision: str | None = None  # hub revision (commit sha or tag) to pin
-    text_columns: list[str] = Field(default=["text"], min_length=1)  # joined with a space
-    label_column: str = "label"
-    classes: list[Annotated[str, Field(min_length=1)]] = Field(
-        default=["World", "Sports", "Business", "Sci/Tech"], min_length=2)
+    source: str | list[str]
+    revision: str | None
+    text_columns: list[str] = Field(min_length=1)
+    label_column: str
+    classes: list[Annotated[str, Field(min_length=1)]] = Field(min_length=2)
 
     @field_validator("classes")
     @classmethod
@@ -57,118 +59,76 @@ class Data(_Group):
 
 
 class Sample(_Group):
-    mode: Literal["balanced", "stratified"] = "balanced"
-    # balanced (the tutorial): this many rows of each class in each split
-    train_per_class: PosInt = 2000
-    test_per_class: PosInt = 500
-    val_per_class: PosInt = 500
-    allow_fewer: bool = False  # take what a short class has instead of failing
-    # stratified: fractions of every class, so class ratios are kept
-    train_fraction: Fraction = 0.8
-    test_fraction: Fraction = 0.1
-    val_fraction: Fraction = 0.1
+    mode: Literal["balanced", "stratified"]
+    train_per_class: PosInt
+    test_per_class: PosInt
+    val_per_class: PosInt
+    allow_fewer: bool
+    train_fraction: Fraction
+    test_fraction: Fraction
+    val_fraction: Fraction
 
 
 class Model(_Group):
-    name: str = "smollm2-135m-instruct"  # offline alias, hub id, local folder or .gguf file
-    max_length: PosInt = 512
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    trust_remote_code: bool = False  # never run a model repo's own code unless turned on
-    allow_pickle_weights: bool = False  # safetensors only: pickle (.bin) weights can run code on load
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    name: str
+    max_length: PosInt
+    dtype: Literal["auto", "bfloat16", "float16", "float32"]
+    trust_remote_code: bool
+    allow_pickle_weights: bool
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"]
 
 
 class Quant(_Group):
-    mode: Literal["nf4", "fp4", "int8", "none"] = "nf4"
-    double_quant: bool = True
+    mode: Literal["nf4", "fp4", "int8", "none"]
+    double_quant: bool
 
 
 class Lora(_Group):
-    r: PosInt = 16
-    alpha: PosInt = 8
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
-    target_modules: Literal["all-linear"] | list[str] = Field(
-        default=["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
-    bias: Literal["none", "all", "lora_only"] = "none"
+    r: PosInt
+    alpha: PosInt
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    target_modules: Literal["all-linear"] | list[str] = Field(min_length=1)
+    bias: Literal["none", "all", "lora_only"]
 
 
 class Train(_Group):
-    lr: PosFloat = 1e-4
-    batch_size: PosInt = 8  # fixed: the effective batch, split over the processes; weak: each process's batch
-    # with several processes: fixed keeps the effective batch and lr; weak grows both with the process count
-    batch_scaling: Literal["fixed", "weak"] = "fixed"
-    eval_batch_size: PosInt = 8
-    epochs: PosFloat = 1.0
-    weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    warmup_ratio: Fraction = 0.0
-    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    label_smoothing: Fraction = 0.0
-    class_weights: Literal["auto", "none"] | list[PosFloat] = "auto"  # auto: the tutorial's formula
-    gradient_checkpointing: bool = True
-    # activations saved for backward wait in pinned host memory, not GPU memory (copied back for backward)
-    offload_activations: bool = False
-    # >0: a batch with more padded tokens (rows x longest row) runs as row chunks of at most this many,
-    # gradients accumulated into the same update; the per-epoch validation pass is chunked alike
-    max_batch_tokens: NonNegInt = 0
-    group_by_length: bool = False
-    # dequantize the 4-bit base once to the compute dtype and train LoRA on that: the frozen values the
-    # 4-bit forward multiplies by, without dequantizing them twice a step (more memory: 16-bit weights)
-    dense_base: bool = False
-    # as prepare_model_for_kbit_training: the frozen 16-bit layers of a 4-bit base (embeddings, norms,
-    # head) in float32; false keeps them, and so the residual stream, in the compute dtype
-    float32_frozen: bool = True
-    optimizer: Literal["adamw_torch", "adamw_torch_fused"] = "adamw_torch"  # fused: one kernel a step
-    # the Trainer's check of every step's loss for nan/inf: a host-device sync each step
-    nan_inf_filter: bool = True
-    eval_each_epoch: bool = True  # evaluate + save every epoch and keep the best by balanced accuracy
-    early_stopping_patience: NonNegInt = 0  # epochs without improvement; 0 = off
-    logging_steps: PosInt = 10
-    checkpoint_steps: NonNegInt = 200  # a resumable checkpoint every N steps (0: only each epoch's)
-    num_processes: PosInt = 1  # >1: DDP, one process per GPU of one machine, under `accelerate launch`
-    # training's own seed (head and LoRA init, dropout, batch order); base.seed samples the splits, so a
-    # spread over train.seed varies training alone
-    seed: NonNegInt = 42
-    # >0: evaluation during training and the saved adapter use an exponential moving average of the LoRA
-    # and head weights: an average over the noisy end of the trajectory rather than its last step
-    ema_decay: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    # >0: R-Drop, a consistency regulariser: each batch runs twice in one forward (two dropout draws, twice
-    # the activations; token-capped chunks hold half the rows) and the loss adds alpha/2 times the two
-    # predictions' symmetric KL divergence. Needs dropout (lora.dropout > 0); the paper used 0.1 to 5
-    rdrop_alpha: Annotated[float, Field(ge=0)] = 0.0
-    # ascending padded lengths: each training batch (and token-capped chunk) padded on the right to the
-    # smallest that holds its longest row, and filled up with rows the loss ignores to the rows that width
-    # holds, so training sees one shape per bucket (validation batches get the widths alone); empty: each
-    # batch as wide as its longest row. At most 8: torch.compile keeps 8 graphs of a function
-    length_buckets: list[PosInt] = Field(default=[], max_length=8)
-    # distillation: teacher folders (`llmclf member save NAME --teacher`: models/teachers/NAME) whose mean
-    # temperature-scaled probabilities on the training texts are soft labels; the loss is (1 - alpha) x the
-    # true labels' cross-entropy + alpha x the soft labels', so one model learns what several predict
-    teachers: list[Annotated[str, Field(min_length=1)]] = []
-    distill_alpha: Fraction = 0.5
-    # torch.compile of the training forward and backward (Trainer's torch_compile), a graph per bucket
-    # shape (no dynamic shapes); reduce-overhead also replays each as a CUDA graph: fewer kernel launches
-    compile: Literal["none", "default", "reduce-overhead"] = "none"
+    lr: PosFloat
+    batch_size: PosInt
+    batch_scaling: Literal["fixed", "weak"]
+    eval_batch_size: PosInt
+    epochs: PosFloat
+    weight_decay: Annotated[float, Field(ge=0)]
+    warmup_ratio: Fraction
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"]
+    label_smoothing: Fraction
+    class_weights: Literal["auto", "none"] | list[PosFloat]
+    gradient_checkpointing: bool
+    offload_activations: bool
+    max_batch_tokens: NonNegInt
+    group_by_length: bool
+    dense_base: bool
+    float32_frozen: bool
+    optimizer: Literal["adamw_torch", "adamw_torch_fused"]
+    nan_inf_filter: bool
+    eval_each_epoch: bool
+    early_stopping_patience: NonNegInt
+    logging_steps: PosInt
+    checkpoint_steps: NonNegInt
+    num_processes: PosInt
+    seed: NonNegInt
+    teachers: list[Annotated[str, Field(min_length=1)]]
+    distill_alpha: Fraction
 
     _distinct_teachers = field_validator("teachers")(lambda cls, folders: _each_once(folders, "teacher"))
 
-    @field_validator("length_buckets")
-    @classmethod
-    def _ascending(cls, buckets: list[int]) -> list[int]:
-        if any(a >= b for a, b in zip(buckets, buckets[1:])):
-            raise ValueError("must be strictly ascending, e.g. [64, 128, 256, 512]")
-        return buckets
-
 
 class Baseline(_Group):
-    tfidf: bool = True  # TF-IDF + logistic regression fitted on the train split
-    zero_shot: bool = True  # the causal LM prompted, each class name scored as the answer
-    # {text}: the article (cut to model.max_length tokens); {classes}: the labels, comma-separated
-    zero_shot_prompt: str = ("Classify the news article into one of these categories: {classes}.\n\n"
-                             "Article: {text}\n\nCategory:")
-    # the answer scored for each class, in data.classes order; None: data.classes
-    zero_shot_labels: list[Annotated[str, Field(min_length=1)]] | None = None
-    zero_shot_score: Literal["mean", "sum"] = "mean"  # of the answer's token log-probs; mean: length-normalised
-    zero_shot_chat_template: bool = False  # wrap the prompt in the tokenizer's chat template, if it has one
+    tfidf: bool
+    zero_shot: bool
+    zero_shot_prompt: str
+    zero_shot_labels: list[Annotated[str, Field(min_length=1)]] | None
+    zero_shot_score: Literal["mean", "sum"]
+    zero_shot_chat_template: bool
 
     @field_validator("zero_shot_prompt")
     @classmethod
@@ -180,35 +140,30 @@ class Baseline(_Group):
 
 class Inference(_Group):
     """How the baseline and evaluate stages, and `llmclf predict`, run a model over texts."""
-    batch_size: PosInt = 32
-    max_batch_tokens: NonNegInt = 0  # >0: batches of long texts hold fewer rows, at most this many padded tokens
-    # predict with the 4-bit weights dequantized and LoRA merged: the same function, no per-layer
-    # dequantization or LoRA branch on every batch
-    dense: bool = True
+    batch_size: PosInt
+    max_batch_tokens: NonNegInt
+    dense: bool
 
 
 class Evaluate(_Group):
-    splits: list[Literal["test", "val", "official_test"]] = Field(
-        default=["test", "official_test"], min_length=1)
-    temperature_scaling: bool = True  # fit T on the val split's logits; predict divides logits by it
-    # member folders (`llmclf member save NAME`: models/members/NAME) scored with the fine-tuned model as
-    # an ensemble, the mean of their temperature-scaled probabilities; empty: no ensemble
-    members: list[Annotated[str, Field(min_length=1)]] = []
+    splits: list[Literal["test", "val", "official_test"]] = Field(min_length=1)
+    temperature_scaling: bool
+    members: list[Annotated[str, Field(min_length=1)]]
 
     _distinct = field_validator("members")(lambda cls, folders: _each_once(folders, "member"))
 
 
 class Params(_Group):
-    base: Base = Base()
-    data: Data = Data()
-    sample: Sample = Sample()
-    model: Model = Model()
-    quant: Quant = Quant()
-    lora: Lora = Lora()
-    inference: Inference = Inference()
-    baseline: Baseline = Baseline()
-    train: Train = Train()
-    evaluate: Evaluate = Evaluate()
+    base: Base
+    data: Data
+    sample: Sample
+    model: Model
+    quant: Quant
+    lora: Lora
+    inference: Inference
+    baseline: Baseline
+    train: Train
+    evaluate: Evaluate
 
     @model_validator(mode="after")
     def _one_value_per_class(self) -> "Params":
@@ -217,28 +172,6 @@ class Params(_Group):
                             ("baseline.zero_shot_labels", self.baseline.zero_shot_labels)]:
             if isinstance(values, list) and len(values) != k:
                 raise ValueError(f"{key}: {len(values)} values for the {k} data.classes; give one per class")
-        return self
-
-    @model_validator(mode="after")
-    def _compilable(self) -> "Params":
-        t = self.train
-        if t.compile == "none":
-            return self
-        for refused, why in [
-                (not t.length_buckets, "needs train.length_buckets: without them every batch length is a new graph"),
-                # a graph that copies to host memory is not replayed as a CUDA graph: the mode would buy nothing
-                (t.compile == "reduce-overhead" and t.offload_activations,
-                 "does not go with train.offload_activations; set it false")]:
-            if refused:
-                raise ValueError(f"train.compile: {t.compile} {why}")
-        return self
-
-    @model_validator(mode="after")
-    def _buckets_hold_every_row(self) -> "Params":
-        # a longer row would keep its own width: one more shape, one more graph, for every such length
-        if self.train.length_buckets and self.train.length_buckets[-1] < self.model.max_length:
-            raise ValueError(f"train.length_buckets: the largest, {self.train.length_buckets[-1]}, is below "
-                             f"model.max_length ({self.model.max_length}); end with {self.model.max_length} or more")
         return self
 
 
@@ -293,6 +226,12 @@ def parse(raw: dict, origin: str | Path = PARAMS_FILE) -> Params:
 def load(path: str | Path = PARAMS_FILE) -> Params:
     """Read and validate a params file; any problem is one ParamsError naming file and key."""
     return parse(read_yaml(Path(path)), path)
+
+
+def defaults() -> Params:
+    """The project's params.yaml: the values of what a command is not told (`llmclf predict`'s inference
+    settings for an adapter the evaluate stage has not scored)."""
+    return load(DEFAULTS)
 
 
 def stage_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:

@@ -73,29 +73,14 @@ def leaves(doc: dict, where: str = "") -> list[str]:
     return out
 
 
-def set_params(items: list[str], root: Path = Path(".")) -> list[str]:
-    """`group.key=value` items as `dvc exp run -S` takes them: a key that root's params.yaml does not
-    list (a params.py default) needs Hydra's `+` to be added, or DVC refuses it."""
-    doc = params.read_yaml(root / params.PARAMS_FILE)
-
-    def listed(key: str) -> bool:
-        node = doc
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-
-    return [item if listed(item.split("=", 1)[0]) else f"+{item}" for item in items]
-
-
 def exp_overrides(names: list[str], overrides: list[str] = ()) -> list[str]:
-    """The presets' values, then `overrides`, as `dvc exp run -S` items; checked against params.py first."""
+    """The presets' values, then `overrides`, as `dvc exp run -S` items (params.yaml lists every key: no
+    Hydra `+` is needed); checked against params.py first."""
     compose(names, overrides)
     doc: dict = {}
     for name in names:
         merge(doc, load(name))
-    return set_params([*leaves(doc), *overrides])
+    return [*leaves(doc), *overrides]
 
 
 def compose(names: list[str], overrides: list[str] = (), root: Path = Path(".")) -> dict:

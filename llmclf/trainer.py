@@ -15,8 +15,7 @@ from accelerate import PartialState
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from .averaging import WeightAveraging
-from .batching import IGNORED, SOFT_LABELS, collate, model_inputs, needs_mask
+from .batching import SOFT_LABELS, collate, model_inputs, needs_mask
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
 from .errors import UserError
@@ -32,11 +31,10 @@ class WeightedLossTrainer(Trainer):
     loss_is_scaled_for_ga = False
 
     def __init__(self, *args, class_weights: list[float] | None = None, label_smoothing: float = 0.0,
-                 rdrop_alpha: float = 0.0, distill_alpha: float = 0.0, **kwargs):
+                 distill_alpha: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.class_weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.label_smoothing = label_smoothing
-        self.rdrop_alpha = rdrop_alpha
         self.distill_alpha = distill_alpha  # the soft labels' share of the loss, where rows carry them
 
     @functools.cached_property
@@ -64,54 +62,28 @@ class WeightedLossTrainer(Trainer):
         soft = inputs.pop(SOFT_LABELS, None)  # distillation's targets: training rows, with train.teachers
         denominator = inputs.pop("loss_denominator", None)  # a chunk's: its whole batch's
         denominator = self._loss_denominator(labels) if denominator is None else denominator
-        rdrop = self.rdrop_alpha > 0 and model.training
-        if rdrop:  # the batch twice in one forward: two independent dropout draws
-            inputs = {k: torch.cat([v, v]) for k, v in inputs.items()}
         outputs = self._forward(model, inputs)
         logits = outputs.logits.float()
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
-        if rdrop:
-            loss = self._rdrop_loss(*logits.chunk(2), labels, weight, soft)
-        else:
-            loss = self._label_loss(logits, labels, weight, soft)
+        loss = self._label_loss(logits, labels, weight, soft)
         return (loss / denominator, outputs) if return_outputs else loss / denominator
-
-    @staticmethod
-    def _row_weights(labels: torch.Tensor, weight) -> torch.Tensor:
-        """Each row's weight in the loss's sum: its class's (1 without class weights); a filler row's 0."""
-        counted = labels != IGNORED
-        return counted.float() if weight is None else weight[labels.clamp(min=0)] * counted
 
     def _label_loss(self, logits: torch.Tensor, labels: torch.Tensor, weight, soft) -> torch.Tensor:
         """Summed over rows: the labels' cross-entropy; with distillation's targets `soft` (rows' class
         probabilities), (1 - alpha) of it plus alpha times the soft labels' cross-entropy, each row
-        weighted as its label's is (class weight; filler rows 0)."""
+        weighted as its label's is (its class weight)."""
         hard = F.cross_entropy(logits, labels, weight=weight, label_smoothing=self.label_smoothing, reduction="sum")
         if soft is None:
             return hard
         soft_ce = -(soft.to(logits.device) * F.log_softmax(logits, dim=-1)).sum(-1)
-        return (1 - self.distill_alpha) * hard + self.distill_alpha * (soft_ce * self._row_weights(labels, weight)).sum()
-
-    def _rdrop_loss(self, a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor, weight, soft=None) -> torch.Tensor:
-        """R-Drop (Liang et al., 2021), summed over rows: the two draws' mean label loss plus alpha/2 times
-        their symmetric KL divergence, each row's KL weighted as its cross-entropy is (class weight; filler
-        rows 0). Half the paper's sum: the loss keeps the plain one's scale, alpha keeps the paper's meaning."""
-        ce = sum(self._label_loss(x, labels, weight, soft) for x in (a, b)) / 2
-        log_a, log_b = F.log_softmax(a, dim=-1), F.log_softmax(b, dim=-1)
-        kl = (F.kl_div(log_b, log_a, log_target=True, reduction="none")
-              + F.kl_div(log_a, log_b, log_target=True, reduction="none")).sum(-1) / 2
-        return ce + self.rdrop_alpha / 2 * (kl * self._row_weights(labels, weight)).sum()
+        if weight is not None:
+            soft_ce = soft_ce * weight[labels]
+        return (1 - self.distill_alpha) * hard + self.distill_alpha * soft_ce.sum()
 
 
-class ClassifierTrainer(WeightAveraging, BoundedMemory, WeightedLossTrainer):
-    """The weighted loss, with the memory levers (token-capped chunks, activation offload) and weight
-    averaging (EMA); a loss that is not finite stops training."""
-
-    def _build_accelerator_args(self, **kwargs):
-        args = super()._build_accelerator_args(**kwargs)
-        if self.args.torch_compile:  # a graph per length bucket, not one recompiled with dynamic shapes
-            args["dynamo_plugin"].dynamic = False
-        return args
+class ClassifierTrainer(BoundedMemory, WeightedLossTrainer):
+    """The weighted loss, with the memory levers (token-capped chunks, activation offload); a loss that is
+    not finite stops training."""
 
     # The Trainer itself would log the previous losses' mean instead and go on to save NaN weights. The first
     # non-finite loss is noted on the device each step, without waiting for it, and looked at where the
@@ -191,8 +163,6 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
         # rows go whole to `collate`, which takes what it needs: the Trainer would otherwise drop every key
         # the model's forward does not name, distillation's soft labels among them
         remove_unused_columns=False,
-        torch_compile=train.compile != "none",
-        torch_compile_mode=None if train.compile in ("none", "default") else train.compile,
     )  # gradient checkpointing is left off here: add_lora already applied it as train.gradient_checkpointing says
     fields = {f.name for f in dataclasses.fields(TrainingArguments)}
     if train.group_by_length:  # the option's name changed within transformers 5
@@ -209,19 +179,15 @@ def training_args(train: Train, out_dir: str, n_train: int, bf16: bool, seed: in
 
 def make_trainer(model, tok, train: Train, train_rows, val_rows, args: TrainingArguments,
                  class_weights: list[float] | None, callbacks=()) -> ClassifierTrainer:
-    if train.rdrop_alpha and not has_dropout(model):
-        raise UserError(f"train.rdrop_alpha {train.rdrop_alpha} compares two dropout draws, and this model "
-                        "has no dropout in training: set lora.dropout above 0 (e.g. 0.1)")
     callbacks = [*callbacks, CheckpointEvery(train.checkpoint_steps)]
     if train.early_stopping_patience and train.eval_each_epoch:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=train.early_stopping_patience))
     return ClassifierTrainer(
         model=model, args=args, train_dataset=train_rows, eval_dataset=val_rows if train.eval_each_epoch else None,
         processing_class=tok, compute_metrics=compute_metrics,
-        data_collator=functools.partial(collate, pad_id=tok.pad_token_id, buckets=tuple(train.length_buckets)),
-        class_weights=class_weights, label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
-        offload_activations=train.offload_activations, length_buckets=tuple(train.length_buckets),
-        ema_decay=train.ema_decay, rdrop_alpha=train.rdrop_alpha, distill_alpha=train.distill_alpha, callbacks=callbacks)
+        data_collator=functools.partial(collate, pad_id=tok.pad_token_id), class_weights=class_weights,
+        label_smoothing=train.label_smoothing, max_batch_tokens=train.max_batch_tokens,
+        offload_activations=train.offload_activations, distill_alpha=train.distill_alpha, callbacks=callbacks)
 
 
 class StepClock(TrainerCallback):
@@ -249,8 +215,3 @@ class StepClock(TrainerCallback):
         return {"first_step_seconds": round(self.times[0] - self.start, 2)} | (
             {"median_step_seconds": round(statistics.median(later), 3)} if later else {})
 
-
-def has_dropout(model) -> bool:
-    """Whether training draws dropout anywhere: a dropout layer (LoRA's, an encoder's) or attention dropout."""
-    return any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in model.modules()) or \
-        (getattr(getattr(model, "config", None), "attention_dropout", 0) or 0) > 0

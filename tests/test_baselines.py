@@ -7,8 +7,7 @@ import torch
 from conftest import AG_NEWS
 from llmclf import baselines, sources
 from llmclf.loading import load_causal_lm
-from llmclf.params import Baseline, Data, Inference, Model, Quant
-from tiny import CLASSES, synthetic_texts
+from tiny import Baseline, CLASSES, Data, Inference, Model, Quant, synthetic_texts
 
 
 

@@ -73,3 +73,27 @@ def test_temperature_file_applies_only_to_its_adapter(tmp_path):
     assert t == 1.0 and "not temperature-scaled" in note
     with pytest.raises(UserError, match="no such calibration file"):
         calibration.load_temperature(adapter, tmp_path / "missing.json", required=True)
+
+
+def test_inference_settings_are_the_recorded_ones_for_their_adapter_else_params_yaml(tmp_path):
+    """`llmclf predict` and distillation's teachers run as the evaluate stage scored the adapter; an adapter
+    it has not scored runs with params.yaml's inference settings, the one default."""
+    from llmclf import params
+
+    adapter, other = tmp_path / "adapter", tmp_path / "other"
+    for folder, weights in [(adapter, b"weights"), (other, b"other weights")]:
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(weights)
+    path = tmp_path / "calibration.json"
+    scored = {"batch_size": 3, "max_batch_tokens": 99, "dense": False}
+    calibration.save_temperature(adapter, {"temperature": 1.7}, path, inference=scored)
+    committed = params.load(params.DEFAULTS).inference
+    assert committed.model_dump() != scored
+
+    assert calibration.inference_settings(adapter, path).model_dump() == scored
+    assert calibration.inference_settings(other, path) == committed  # another adapter's record
+    assert calibration.inference_settings(adapter, tmp_path / "missing.json") == committed
+    (tmp_path / "not-ours.json").write_text('{"inference": {"batch_size": 3}}')
+    assert calibration.inference_settings(adapter, tmp_path / "not-ours.json") == committed
+    calibration.save_temperature(adapter, {"temperature": 1.7}, path)  # a record without settings
+    assert calibration.inference_settings(adapter, path) == committed

@@ -14,8 +14,7 @@ from llmclf.adapter import load_adapter, save_adapter
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.errors import UserError
-from llmclf.params import Data, Lora, Model, Params, Quant, Train
-from tiny import CLASSES, build_tiny_llama, synthetic_texts
+from tiny import CLASSES, Data, Inference, Lora, Model, Params, Quant, Train, build_tiny_llama, synthetic_texts
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +410,6 @@ def test_member_save_and_list(workspace, capsys):
 
 def test_evaluate_scores_the_ensemble_of_a_model_with_itself_as_the_model(adapter, tmp_path, monkeypatch):
     from llmclf import calibration, ensemble, metrics
-    from llmclf.params import Inference
 
     monkeypatch.chdir(tmp_path)
     member_of(adapter, tmp_path / "models" / "members" / "self", 1.0)

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from llmclf import atomic, readers, sources, splits
 from llmclf.errors import DataError
-from llmclf.params import Data, Sample
+from tiny import Data, Sample, params_with
 
 from conftest import AG_NEWS, REPO
 CLASSES = ["alpha", "beta", "gamma"]
@@ -485,16 +486,11 @@ def test_hub_revision_offline_fails_fast(monkeypatch):
 # ---------------------------------------------------------------- the sample and split stages
 
 
-PARAMS = """\
-base:
-  seed: 5
-data:
-  classes: [World, Sports, Business, Sci/Tech]
-sample:
-  train_per_class: {train}
-  test_per_class: 3
-  val_per_class: 2
-"""
+def write_params(folder: Path, train_per_class: int, **groups: dict) -> None:
+    """The stages' params.yaml: the project's, with this test's seed and sample sizes (and `groups`' keys)."""
+    p = params_with(base={"seed": 5}, sample={"train_per_class": train_per_class, "test_per_class": 3,
+                                              "val_per_class": 2}, **groups)
+    (folder / "params.yaml").write_text(yaml.safe_dump(p.model_dump(), sort_keys=False), encoding="utf-8")
 
 
 def run_stage(name: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -509,7 +505,7 @@ def raw_project(tmp_path: Path, train_per_class: int) -> tuple[pd.DataFrame, pd.
     (tmp_path / "data" / "raw").mkdir(parents=True)
     train.to_parquet(tmp_path / "data" / "raw" / "train.parquet", index=False)
     test.to_parquet(tmp_path / "data" / "raw" / "test.parquet", index=False)
-    (tmp_path / "params.yaml").write_text(PARAMS.format(train=train_per_class), encoding="utf-8")
+    write_params(tmp_path, train_per_class)
     return train, test
 
 
@@ -554,8 +550,8 @@ def test_sample_and_split_stages(tmp_path):
     # the same params again give byte-identical outputs, and so does another training seed
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     sampled_bytes = (tmp_path / "data" / "sampled.parquet").read_bytes()
-    for extra in ("", "train:\n  seed: 7\n"):
-        (tmp_path / "params.yaml").write_text(PARAMS.format(train=5) + extra, encoding="utf-8")
+    for extra in ({}, {"train": {"seed": 7}}):
+        write_params(tmp_path, 5, **extra)
         assert run_stage("sample", tmp_path).returncode == 0 and run_stage("split", tmp_path).returncode == 0
         assert (tmp_path / "data" / "sampled.parquet").read_bytes() == sampled_bytes
         assert {p.name: p.read_bytes() for p in out.iterdir()} == first

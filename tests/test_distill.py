@@ -1,7 +1,7 @@
 """Distillation (train.teachers, train.distill_alpha): the teachers' mean temperature-scaled probabilities on
 the training texts are soft labels, and the loss mixes their cross-entropy with the labels', computed by
-hand here; it adds over rows, so token-capped chunks, length buckets and filler rows leave the update as
-it is; teachers are checked as ensemble members are and must lie in the train stage's dep."""
+hand here; it adds over rows, so token-capped chunks leave the update as it is; teachers are checked as
+ensemble members are, must lie in the train stage's dep and run as the evaluate stage scored them."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +12,7 @@ from llmclf.adapter import load_adapter, save_adapter
 from llmclf.errors import UserError
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
-from llmclf.params import Data, Lora, Model, Params, Quant, Train
-from tiny import CLASSES, synthetic_texts
+from tiny import CLASSES, Data, Inference, Lora, Model, Params, Quant, Train, params_with, synthetic_texts
 
 WEIGHTS = [0.1, 0.2, 0.3, 0.4]
 
@@ -101,7 +100,7 @@ def test_the_trainers_own_batches_carry_the_soft_labels(lora_model, tmp_path):
     assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(want.item(), rel=1e-5)
 
 
-def test_chunks_buckets_and_filler_rows_give_the_same_update(lora_model, tmp_path):
+def test_token_capped_chunks_give_the_same_update(lora_model, tmp_path):
     model, tok = lora_model
     rows, batch = rows_and_batch(tok, 4, seed=5)
 
@@ -111,12 +110,11 @@ def test_chunks_buckets_and_filler_rows_give_the_same_update(lora_model, tmp_pat
         return loss, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
     whole = trainer_for(model, tok, rows, tmp_path, distill_alpha=0.5)
-    chunked = trainer_for(model, tok, rows, tmp_path, distill_alpha=0.5, max_batch_tokens=40,
-                          length_buckets=[8, 16, 32, 64], batch_size=len(rows))
-    chunks = chunked._chunks(dict(batch), fixed_rows=len(rows))
-    assert len(chunks) >= 3 and any(len(c["labels"]) > len(r) for r, c in chunks)  # filler rows in some
-    for r, c in chunks:  # each chunk keeps its rows' soft labels; filler rows get ones the loss ignores
-        torch.testing.assert_close(c[batching.SOFT_LABELS][:len(r)], batch[batching.SOFT_LABELS][r])
+    chunked = trainer_for(model, tok, rows, tmp_path, distill_alpha=0.5, max_batch_tokens=40)
+    chunks = chunked._chunks(dict(batch))
+    assert len(chunks) >= 3
+    for r, c in chunks:  # each chunk keeps its own rows' soft labels
+        torch.testing.assert_close(c[batching.SOFT_LABELS], batch[batching.SOFT_LABELS][r])
     loss, grads = step(whole)
     chunked_loss, chunked_grads = step(chunked)
     assert chunked_loss == pytest.approx(loss, rel=1e-5) and loss > 0.1
@@ -124,22 +122,29 @@ def test_chunks_buckets_and_filler_rows_give_the_same_update(lora_model, tmp_pat
         torch.testing.assert_close(chunked_grads[name], grad, rtol=1e-4, atol=1e-6)
 
 
-def save_teacher(model, tok, folder, temperature):
-    """`model` as a teacher folder: its adapter, as the train stage saves it, and a fitted temperature."""
+def save_teacher(model, tok, folder, temperature, inference=None):
+    """`model` as a teacher folder: its adapter, as the train stage saves it, and a fitted temperature (and
+    the inference settings it was scored with)."""
     p = Params(data=Data(classes=CLASSES), model=Model(name=model.config.name_or_path, max_length=64),
                quant=Quant(mode="nf4"), lora=Lora(target_modules="all-linear"))
     save_adapter(model, tok, folder / "adapter", p, {})
-    calibration.save_temperature(folder / "adapter", {"temperature": temperature}, folder / "calibration.json")
+    calibration.save_temperature(folder / "adapter", {"temperature": temperature}, folder / "calibration.json",
+                                 inference=inference)
     return folder
 
 
 def test_soft_labels_are_the_teachers_mean_calibrated_probabilities(lora_model, tmp_path, monkeypatch):
     model, tok = lora_model
     monkeypatch.chdir(tmp_path)
-    hot = save_teacher(model, tok, ensemble.TEACHERS / "hot", 3.0)
+    scored = {"batch_size": 5, "max_batch_tokens": 0, "dense": False}
+    hot = save_teacher(model, tok, ensemble.TEACHERS / "hot", 3.0, inference=scored)
     cold = save_teacher(model, tok, ensemble.TEACHERS / "cold", 0.5)
     texts, _ = synthetic_texts(3, seed=11)
+    settings, scores = [], ensemble.member_probabilities
+    monkeypatch.setattr(ensemble, "member_probabilities", lambda m, texts, s: settings.append(s) or scores(m, texts, s))
     soft, names, count = ensemble.soft_labels([str(hot), str(cold)], texts, CLASSES)
+    # each as the evaluate stage scored it; one it has not scored, with params.yaml's settings
+    assert [s.model_dump() for s in settings] == [scored, Inference().model_dump()]
     loaded, loaded_tok, _ = load_adapter(hot / "adapter")
     logits = inference.predict_logits(loaded, loaded_tok, texts, 8, 64)
     want = (calibration.probabilities(logits, 3.0) + calibration.probabilities(logits, 0.5)) / 2
@@ -156,10 +161,10 @@ def test_soft_labels_are_the_teachers_mean_calibrated_probabilities(lora_model, 
 
 
 def test_params_refuse_a_teacher_twice_and_alpha_out_of_range():
-    from llmclf.params import ParamsError, parse
+    from llmclf.params import ParamsError
 
-    assert parse({"train": {"teachers": ["models/teachers/a"]}}).train.distill_alpha == 0.5
+    assert params_with(train={"teachers": ["models/teachers/a"]}).train.teachers == ["models/teachers/a"]
     with pytest.raises(ParamsError, match="train.teachers: .*each teacher folder once"):
-        parse({"train": {"teachers": ["models/teachers/a", "models/teachers/a/"]}})
+        params_with(train={"teachers": ["models/teachers/a", "models/teachers/a/"]})
     with pytest.raises(ParamsError, match="train.distill_alpha"):
-        parse({"train": {"distill_alpha": 1.5}})
+        params_with(train={"distill_alpha": 1.5})

@@ -18,8 +18,8 @@ from llmclf.adapter import load_adapter
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.errors import UserError
-from llmclf.params import Train, parse
-from tiny import CLASSES, synthetic_texts
+from llmclf.params import parse
+from tiny import CLASSES, Train, params_with, synthetic_texts
 
 # Loaded by every Python process the stage starts: notes each file or folder it creates, replaces or
 # removes under the project, so the test can tell which process wrote what. (Files that C++ or Rust code
@@ -51,11 +51,11 @@ def make_project(folder: Path, tiny_model: Path, **train) -> Path:
         texts, labels = synthetic_texts(n, seed)
         pd.DataFrame({"text": texts, "label": labels}).to_parquet(splits / f"{split}.parquet", index=False)
     (splits / "summary.json").write_text(json.dumps({"class_weights": [0.25] * 4}))
-    raw = {"data": {"classes": CLASSES}, "model": {"name": str(tiny_model), "max_length": 64},
-           "lora": {"target_modules": "all-linear"},
-           "train": {"lr": 3e-3, "batch_size": 8, "epochs": 2, "gradient_checkpointing": False, "logging_steps": 2,
-                     "checkpoint_steps": 4} | train}
-    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+    p = params_with(data={"classes": CLASSES}, model={"name": str(tiny_model), "max_length": 64},
+                    lora={"target_modules": "all-linear"},
+                    train={"lr": 3e-3, "batch_size": 8, "epochs": 2, "gradient_checkpointing": False,
+                           "logging_steps": 2, "checkpoint_steps": 4} | train)
+    (folder / "params.yaml").write_text(yaml.safe_dump(p.model_dump()))
     return folder
 
 

@@ -8,8 +8,7 @@ import pytest
 from llmclf import calibration, ensemble
 from llmclf.errors import UserError
 from llmclf.hashing import sha256
-from llmclf.params import Lora, Model, Params, Quant
-from tiny import CLASSES
+from tiny import CLASSES, Inference, Lora, Model, Quant, params_with
 
 
 def test_mean_of_calibrated_probabilities_by_hand():
@@ -48,7 +47,7 @@ def fake_member(folder, classes=CLASSES, temperature=2.0):
     adapter.mkdir(parents=True)
     (adapter / "adapter_model.safetensors").write_bytes(folder.name.encode())
     (adapter / "llmclf.json").write_text(json.dumps({
-        "model": Params().model.model_dump() | {"name": "smollm2-135m-instruct"}, "classes": classes,
+        "model": Model(name="smollm2-135m-instruct").model_dump(), "classes": classes,
         "adapter_sha256": sha256(adapter / "adapter_model.safetensors"), "base_sha256": ""}))
     calibration.save_temperature(adapter, {"temperature": temperature}, folder / "calibration.json")
     return folder
@@ -96,15 +95,15 @@ def test_evaluate_refuses_members_outside_the_stage_dep(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fake_member(tmp_path / "elsewhere")
     with pytest.raises(UserError, match="evaluate.members: elsewhere is not a folder in models/members"):
-        ensemble.evaluate(["elsewhere"], {}, {}, CLASSES, 0, Params().inference)
+        ensemble.evaluate(["elsewhere"], {}, {}, CLASSES, 0, Inference())
 
 
 def test_params_refuse_a_member_listed_twice():
-    from llmclf.params import ParamsError, parse
+    from llmclf.params import ParamsError
 
-    assert parse({"evaluate": {"members": ["models/members/a"]}}).evaluate.members == ["models/members/a"]
+    assert params_with(evaluate={"members": ["models/members/a"]}).evaluate.members == ["models/members/a"]
     with pytest.raises(ParamsError, match="evaluate.members: .*each member folder once"):
-        parse({"evaluate": {"members": ["models/members/a", "models/members/a/"]}})
+        params_with(evaluate={"members": ["models/members/a", "models/members/a/"]})
 
 
 @pytest.mark.parametrize("second", ["a", "a/", "./a", "../x/a", "link"])

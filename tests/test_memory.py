@@ -11,8 +11,7 @@ from transformers import DataCollatorWithPadding
 from llmclf import batching, inference, memory, trainer as trainers
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
-from llmclf.params import Lora, Model, Quant, Train
-from tiny import CLASSES, reading_nothing_back, synthetic_texts
+from tiny import CLASSES, Lora, Model, Quant, Train, reading_nothing_back, synthetic_texts
 
 
 def test_token_batches_cap_padded_tokens_and_cover_every_row_once():

@@ -18,8 +18,7 @@ from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
 from llmclf.basemodel import ModelError
 from llmclf.errors import UserError
-from llmclf.params import Data, Lora, Model, Params, Quant, Train
-from tiny import CLASSES, reading_nothing_back, synthetic_texts
+from tiny import CLASSES, Data, Lora, Model, Params, Quant, Train, reading_nothing_back, synthetic_texts
 
 
 def frame(n_per_class: int, seed: int) -> pd.DataFrame:
@@ -126,6 +125,26 @@ def test_training_args_follow_params(tmp_path):
     assert args.report_to in ("none", [], ["none"]) and not args.save_only_model
 
 
+
+def test_train_seed_moves_the_weights(tiny_model, tmp_path):
+    """train.seed seeds training alone (head and LoRA init, dropout, batch order): the same seed trains the
+    same weights, another seed other values in the head and every LoRA matrix."""
+    def weights(seed, name):
+        train = Train(lr=3e-3, batch_size=4, eval_each_epoch=False, seed=seed)
+        model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES,
+                                     seed=train.seed)
+        model = add_lora(model, Lora(target_modules="all-linear"), quantized=True, gradient_checkpointing=False)
+        rows = trainers.encode(tok, frame(8, seed=1), 64)
+        args = trainers.training_args(train, str(tmp_path / name), len(rows), bf16=False, seed=train.seed)
+        trainers.make_trainer(model, tok, train, rows, None, args, class_weights=[0.1, 0.2, 0.3, 0.4]).train()
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    first = weights(1, "a")
+    again, other = weights(1, "b"), weights(2, "c")
+    assert again.keys() == first.keys() == other.keys()
+    assert all(torch.equal(again[n], first[n]) for n in first)
+    assert all(not torch.equal(other[n], first[n]) for n in first)
+
 @pytest.mark.parametrize("base", ["tiny_model", "tiny_bert"])
 def test_qlora_learns_and_the_reloaded_adapter_predicts_exactly(base, request, tmp_path):
     """A causal LM (pad = eos) and an encoder (its own [PAD], a head with a bias) alike."""
@@ -173,8 +192,6 @@ def test_missing_target_module_and_adapter_are_clear_errors(tiny_model, tmp_path
                                                  ("tiny_bert", ["query", "value"], "classifier")])
 def test_dense_inference_is_the_same_classifier(base, targets, head, mode, request):
     """Dequantized weights with LoRA merged in predict as the 4-bit model with its adapter does."""
-    from llmclf.params import Lora
-
     model, tok = load(request.getfixturevalue(base), mode)
     model = add_lora(model, Lora(target_modules=targets), quantized=mode != "none",
                               gradient_checkpointing=False)

@@ -21,6 +21,13 @@ def write(tmp_path: Path, text: str, name: str = "params.yaml") -> Path:
     return path
 
 
+def over_repo(text: str, origin: str = "params.yaml") -> params.Params:
+    """The repo's params.yaml with the keys of `text` (YAML, nested as params.yaml) set, parsed as `origin`."""
+    raw = params.read_yaml(REPO / "params.yaml")
+    presets.merge(raw, params.read_yaml_text(text))
+    return params.parse(raw, origin)
+
+
 def set_key(text: str, key: str, value: str) -> str:
     """Set the first `key:` line of a params.yaml text to `value`, keeping its trailing comment."""
     new, n = re.subn(rf"^(\s+{re.escape(key)}:)[ \t]*[^#\n]*?(\s*(#.*)?)$", rf"\g<1> {value}\g<2>", text,
@@ -59,17 +66,45 @@ def test_repo_params_yaml_with_lr_1e_4_reads_a_float(tmp_path):
     ("3e2", 300.0), ("0.0004", 4e-4),
 ])
 def test_exponent_floats_resolve_as_yaml_1_2(tmp_path, spelled, value):
-    p = params.load(write(tmp_path, f"train:\n  lr: {spelled}\n"))
+    p = params.load(write(tmp_path, set_key((REPO / "params.yaml").read_text(encoding="utf-8"), "lr", spelled)))
     assert type(p.train.lr) is float
     assert p.train.lr == value
 
 
-def test_missing_groups_and_keys_take_defaults(tmp_path):
-    p = params.load(write(tmp_path, "train:\n  lr: 2e-5\n"))
-    assert p.train.lr == 2e-5
-    assert p.train.batch_size == 8
-    assert p.sample.train_per_class == 2000 and p.sample.mode == "balanced"
-    assert p.quant.mode == "nf4" and p.lora.r == 16
+def test_a_missing_key_or_group_is_an_error_naming_it(tmp_path):
+    """The schema holds no defaults: a params.yaml without a key does not run on a value it does not show."""
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    without = re.sub(r"(?m)^  optimizer:.*\n", "", text)
+    without = re.sub(r"(?m)^quant:\n(  .*\n)+", "", without)
+    path = write(tmp_path, without)
+    with pytest.raises(params.ParamsError) as e:
+        params.load(path)
+    assert str(e.value) == f"{path}: invalid params\n  quant: Field required\n  train.optimizer: Field required"
+
+
+def schema_keys() -> set[str]:
+    return {f"{group}.{key}" for group, field in params.Params.model_fields.items()
+            for key in field.annotation.model_fields}
+
+
+def test_params_yaml_and_the_schema_list_the_same_keys_and_only_params_yaml_has_values():
+    """Every key the schema types is in params.yaml and params.yaml has no other (so `dvc exp show` shows
+    each and `dvc exp run -S key=value` sets each without Hydra's `+`), and the schema holds no default."""
+    raw = params.read_yaml(REPO / "params.yaml")
+    in_yaml = {f"{group}.{key}" for group, keys in raw.items() for key in keys}
+    assert sorted(schema_keys() - in_yaml) == [] and sorted(in_yaml - schema_keys()) == []
+    defaulted = [f"{group}.{key}" for group, field in params.Params.model_fields.items()
+                 for key, f in field.annotation.model_fields.items() if not f.is_required()]
+    assert [g for g, f in params.Params.model_fields.items() if not f.is_required()] == [] and defaulted == []
+    assert params.defaults() == params.load(REPO / "params.yaml")
+
+
+def test_every_key_of_params_yaml_says_what_it_does():
+    """A comment on the key's line, or a comment line right above it."""
+    lines = (REPO / "params.yaml").read_text(encoding="utf-8").splitlines()
+    bare = [line.split(":")[0].strip() for above, line in zip(["", *lines], lines)
+            if re.match(r"^  \w+:", line) and not re.search(r"\s#\s", line) and not above.lstrip().startswith("#")]
+    assert bare == []
 
 
 # ---------------------------------------------------------------- bad files
@@ -111,23 +146,17 @@ BAD = [
      "3 values for the 4 data.classes"),
     ("zero-shot-labels-length", "baseline:\n  zero_shot_labels: [a, b]\n", "baseline.zero_shot_labels",
      "2 values for the 4 data.classes"),
-    ("buckets-not-ascending", "train:\n  length_buckets: [128, 64, 512]\n", "train.length_buckets", "ascending"),
-    ("buckets-below-max-length", "train:\n  length_buckets: [64, 256]\n", "train.length_buckets",
-     "the largest, 256, is below model.max_length (512)"),
-    ("compile-without-buckets", "train:\n  compile: default\n", "train.compile", "needs train.length_buckets"),
-    ("compile-graphs-with-offload", "train:\n  compile: reduce-overhead\n  length_buckets: [512]\n"
-     "  offload_activations: true\n", "train.compile", "does not go with train.offload_activations"),
 ]
 
 
 @pytest.mark.parametrize("text, key, detail", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
-    path = write(tmp_path, text)
+    path = str(tmp_path / "params.yaml")
     with pytest.raises(params.ParamsError) as e:
-        params.load(path)
+        over_repo(text, path)
     msg = str(e.value)
     assert msg.startswith(f"{path}: invalid params")
-    rest = msg.replace(str(path), "")
+    rest = msg.replace(path, "")
     assert re.search(rf"(?m)^\s+{re.escape(key)}: ", rest), msg
     assert detail in rest, msg
     assert isinstance(e.value, UserError)
@@ -140,19 +169,16 @@ def test_bad_value_names_file_and_key(tmp_path, text, key, detail):
     "quant:\n  mode: none\n",
     "model:\n  max_length: 1\n",
     "baseline:\n  zero_shot_prompt: '{text}'\n  zero_shot_score: sum\n",
-    "train:\n  compile: reduce-overhead\n  length_buckets: [64, 128, 256, 512]\n",
-    "train:\n  compile: default\n  length_buckets: [512]\n  offload_activations: true\n",
 ])
-def test_good_neighbours_of_the_bad_values_load(tmp_path, text):
+def test_good_neighbours_of_the_bad_values_load(text):
     # the controls for the cases above: the same keys with valid values are accepted
-    assert isinstance(params.load(write(tmp_path, text)), params.Params)
+    assert isinstance(over_repo(text), params.Params)
 
 
-def test_every_bad_key_is_listed(tmp_path):
-    path = write(tmp_path, "train:\n  lrr: 1\n  batch_size: '8'\nlora:\n  r: 0\n")
+def test_every_bad_key_is_listed():
     with pytest.raises(params.ParamsError) as e:
-        params.load(path)
-    keys = re.findall(r"(?m)^\s+(\S+): ", str(e.value).replace(str(path), ""))
+        over_repo("train:\n  lrr: 1\n  batch_size: '8'\nlora:\n  r: 0\n", "x")
+    keys = re.findall(r"(?m)^\s+(\S+): ", str(e.value).removeprefix("x"))
     assert sorted(keys) == ["lora.r", "train.batch_size", "train.lrr"]
 
 
@@ -238,8 +264,8 @@ def test_apply_accurate_then_overrides(project):
     moved = {"batch_size": "batch_size", "max_batch_tokens": "max_batch_tokens", "dense_inference": "dense"}
     run["inference"] = {new: run["evaluate"].pop(old) for old, new in moved.items()}
     # added since, at the values that train and score as the run did (its training seed was base.seed's 42)
-    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "ema_decay": 0.0, "rdrop_alpha": 0.0,
-                     "length_buckets": [], "compile": "none", "teachers": [], "distill_alpha": 0.5}
+    run["train"] |= {"batch_scaling": "fixed", "seed": 42, "dense_base": False, "float32_frozen": True,
+                     "optimizer": "adamw_torch", "nan_inf_filter": True, "teachers": [], "distill_alpha": 0.5}
     run["evaluate"]["members"] = []
     assert presets.compose(["accurate"], root=REPO) == run
     presets.apply(["accurate"], Path("params.yaml"), ["lora.r=8", "evaluate.splits=[val]"])
@@ -265,10 +291,10 @@ def test_preset_as_experiment_overrides(project, monkeypatch):
     sets = dict(a.split("=", 1) for a in cmd[4:-4:2])
     assert sets["sample.train_per_class"] == "2000" and sets["train.batch_size"] == "256"  # tutorial, then gpu
     assert sets["evaluate.splits"] == "[test, official_test]"
-    assert sets["+train.dense_base"] == "true"  # not in params.yaml: DVC adds it only with Hydra's +
+    assert sets["train.dense_base"] == "true"  # every key is in params.yaml: none needs Hydra's `+`
     raw = params.read_yaml(Path("params.yaml"))
     for key, value in sets.items():
-        presets.override(raw, f"{key.removeprefix('+')}={value}")  # each -S reads back as the preset's value
+        presets.override(raw, f"{key}={value}")  # each -S reads back as the preset's value
     assert params.parse(raw, "x").train.lr == 2e-3
 
 

@@ -533,7 +533,7 @@ def test_parallel_bench_compares_queued_experiments_at_once_with_one_alone(repo,
              for ex in row.get("experiments") or [] for e in ex["revs"]}
     assert shown["par-b"]["lora"]["r"] == 4 and shown["par-c"]["train"]["lr"] == 1e-3
     assert shown["par-a"]["train"]["gradient_checkpointing"] is True  # the tutorial preset's, as -S overrides
-    assert shown["par-a"]["train"]["optimizer"] == "adamw_torch"  # a key params.yaml does not list
+    assert shown["par-a"]["train"]["optimizer"] == "adamw_torch"  # -S without Hydra's `+`: params.yaml lists every key
 
 
 def test_a_teacher_is_a_dep_of_train_which_distills_it(repo):

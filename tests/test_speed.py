@@ -1,7 +1,7 @@
 """Speed levers that keep the plain path's numbers: the dense base (NF4 dequantized once), the padding
-collator, the cached FLOP count, the fused optimizer, no per-step nan/inf check, length buckets and the
-compiled step. Levers that change the math (batch size, learning rate, 16-bit frozen layers) are judged by
-the benchmark's accuracy."""
+collator, the cached FLOP count, the fused optimizer, no per-step nan/inf check, no attention mask for a
+causal decoder. Levers that change the math (batch size, learning rate, 16-bit frozen layers) are judged
+by the benchmark's accuracy."""
 import gc
 import time
 
@@ -15,8 +15,7 @@ from llmclf import batching, inference, trainer as trainers
 from llmclf.dense import dense_for_inference
 from llmclf.loading import load_classifier
 from llmclf.lora import add_lora
-from llmclf.params import Lora, Model, Quant, Train
-from tiny import CLASSES, synthetic_texts
+from tiny import CLASSES, Lora, Model, Quant, Train, synthetic_texts
 
 
 def lora_classifier(tiny_model, dense: bool):
@@ -102,8 +101,8 @@ def test_a_step_without_syncs_and_with_fused_adamw_is_the_same_update(tiny_model
     loss, weights = two_steps()
     fast_loss, fast_weights = two_steps(optimizer="adamw_torch_fused", nan_inf_filter=False)
     assert fast_loss == pytest.approx(loss, rel=1e-5)
-    for name, w in weights.items():
-        torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-6)
+    for name, w in weights.items():  # Adam divides by the gradients' own scale: near-zero ones differ more
+        torch.testing.assert_close(fast_weights[name], w, rtol=1e-5, atol=1e-5)
 
 
 def test_the_step_clock_splits_start_up_from_the_steps(tiny_model, tmp_path):
@@ -136,84 +135,6 @@ def test_frozen_objects_cost_the_collector_nothing():
     finally:
         gc.unfreeze()
     assert frozen < full / 2 and len(junk) == 300_000
-
-
-BUCKETS = [16, 32, 64]
-
-
-def test_rows_pad_to_their_bucket_and_filler_rows_are_ignored():
-    assert [batching.padded_length(n, BUCKETS) for n in (1, 16, 17, 64, 70)] == [16, 16, 32, 64, 70]
-    assert [batching.padded_length(n, []) for n in (1, 17)] == [1, 17]
-    batch = batching.collate([{"input_ids": [5] * n, "labels": 1} for n in (3, 20)], pad_id=0, buckets=BUCKETS)
-    assert batch["input_ids"].shape == (2, 32) and batch["attention_mask"].sum(1).tolist() == [3, 20]
-    filled = batching.fill_rows(batch, 4, pad_id=0)
-    assert filled["input_ids"].shape == (4, 32) and filled["labels"].tolist() == [1, 1, -100, -100]
-    assert filled["attention_mask"][2:].sum(1).tolist() == [1, 1] and (filled["input_ids"][2:] == 0).all()
-    logits = torch.randn(4, 3)
-    assert torch.nn.functional.cross_entropy(logits, filled["labels"], reduction="sum") == pytest.approx(
-        torch.nn.functional.cross_entropy(logits[:2], batch["labels"], reduction="sum").item())
-
-
-def run_steps(tiny_model, tmp_path, compile_backend=None, **kwargs):
-    """Three steps (the last of 4 rows) with class weights and label smoothing: each step's loss and
-    gradients, the final weights and the (rows, width) of every forward."""
-    model, tok = lora_classifier(tiny_model, dense=True)
-    texts, labels = synthetic_texts(5, seed=3)
-    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
-    train = Train(batch_size=8, eval_each_epoch=False, checkpoint_steps=0, lr=1e-2, label_smoothing=0.1,
-                  gradient_checkpointing=False, **kwargs)
-    args = trainers.training_args(train, str(tmp_path / "out"), len(rows), bf16=False, seed=0)
-    if compile_backend:  # inductor compiles for minutes on a small CPU; the graphs are what is tested
-        args.torch_compile_backend = compile_backend
-    trainer = trainers.make_trainer(model, tok, train, rows, None, args, class_weights=[0.1, 0.2, 0.3, 0.4])
-    losses, grads, shapes = [], [], []
-    model.register_forward_pre_hook(lambda _, a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
-    step = trainer.training_step
-
-    def record(*a, **kw):
-        loss = step(*a, **kw)
-        losses.append(loss.item())
-        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
-        return loss
-
-    trainer.training_step = record
-    trainer.train()
-    weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    return losses, grads, weights, shapes, trainer
-
-
-def assert_same_steps(got, ref, rtol):
-    losses, grads, weights = got[:3]
-    assert len(losses) == len(ref[0]) == 3
-    np.testing.assert_allclose(losses, ref[0], rtol=rtol)
-    for step_grads, ref_grads in zip(grads, ref[1]):
-        for name, grad in ref_grads.items():
-            torch.testing.assert_close(step_grads[name], grad, rtol=rtol, atol=1e-6)
-    for name, w in ref[2].items():  # Adam divides by the gradients' own scale: near-zero ones differ more
-        torch.testing.assert_close(weights[name], w, rtol=rtol, atol=1e-5)
-
-
-def test_length_buckets_show_the_model_a_few_shapes_and_the_same_steps(tiny_model, tmp_path):
-    """train.length_buckets: every forward is (rows its bucket holds, bucket), the partial last batch and
-    the token-capped chunks filled with ignored rows; losses, gradients and weights are the plain run's."""
-    plain = run_steps(tiny_model, tmp_path)
-    assert len({width for _, width in plain[3]}) > 1  # unbucketed: each batch its own longest row
-    for cap in (0, 64):
-        bucketed = run_steps(tiny_model, tmp_path, length_buckets=BUCKETS, max_batch_tokens=cap)
-        assert_same_steps(bucketed, plain, rtol=1e-5)
-        shapes = bucketed[3]
-        assert shapes and all(s == (batching.rows_within(s[1], 8, cap), s[1]) and s[1] in BUCKETS for s in shapes)
-        assert len(shapes) > 3 if cap else shapes[-1][0] == 8  # chunks; the last batch of 4 rows filled to 8
-
-
-def test_compiled_training_is_the_eager_run(tiny_model, tmp_path):
-    """train.compile: the Trainer's torch.compile, one static-shape graph per bucket, the eager run's steps."""
-    eager = run_steps(tiny_model, tmp_path, length_buckets=BUCKETS)
-    compiled = run_steps(tiny_model, tmp_path, compile_backend="aot_eager", length_buckets=BUCKETS, compile="default")
-    trainer = compiled[4]
-    assert trainer.args.torch_compile and trainer.accelerator.state.dynamo_plugin.dynamic is False
-    assert isinstance(trainer.model_wrapped, torch._dynamo.eval_frame.OptimizedModule)
-    assert_same_steps(compiled, eager, rtol=1e-4)
 
 
 def test_a_causal_decoder_takes_right_padded_batches_without_their_mask(tiny_model, tiny_bert, tmp_path):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from llmclf import params
+
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 TOPIC_WORDS = [
     ["minister", "election", "troops", "embassy", "treaty", "rebels"],
@@ -15,6 +17,33 @@ TOPIC_WORDS = [
     ["software", "chip", "internet", "space", "computer", "research"],
 ]
 FILLER = ["the", "a", "on", "said", "new", "report", "today", "after", "with", "of"]
+
+
+def params_with(**groups: dict) -> params.Params:
+    """The project's params.yaml with the keys in `groups` ({"train": {"lr": 1e-3}}) changed, validated as
+    a whole: the schema holds no defaults, so a test states only where it differs from the main job."""
+    raw = params.read_yaml(params.DEFAULTS)
+    for group, values in groups.items():
+        raw[group] = raw.get(group, {}) | values
+    return params.parse(raw, f"{params.DEFAULTS} + {groups}")
+
+
+def _group(cls):
+    def build(**values):
+        return cls.model_validate(params.read_yaml(params.DEFAULTS)[cls.__name__.lower()] | values)
+    build.__doc__ = f"params.yaml's {cls.__name__.lower()} group with `values` changed, validated as a group"
+    return build
+
+
+# the params groups as tests build them: params.yaml's values, changed where a test says
+Data, Sample, Model, Quant, Lora, Inference, Baseline, Train = map(_group, [
+    params.Data, params.Sample, params.Model, params.Quant, params.Lora, params.Inference, params.Baseline,
+    params.Train])
+
+
+def Params(**groups) -> params.Params:
+    """params.yaml with whole groups (built as above) in place of its own, validated as a whole."""
+    return params_with(**{name: group.model_dump() for name, group in groups.items()})
 
 
 def synthetic_texts(n_per_class: int, seed: int = 0) -> tuple[list[str], list[int]]:
