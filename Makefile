@@ -7,13 +7,12 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 setup: $(VENV)/.installed
 
 # requirements.lock: the exact versions and sha256 hashes that made the committed reference run
-# (Linux x86-64, CPython 3.11, the CPU build of torch from PyTorch's index). pip refuses any file
-# whose hash differs. Elsewhere, `pip install -e .` takes pyproject.toml's ranges instead.
-TORCH_CPU ?= https://download.pytorch.org/whl/cpu/torch/
+# (Linux x86-64, CPython 3.11, torch's CPU build). pip refuses any file whose hash differs. Where the
+# package index lacks torch's CPU build: PIP_FIND_LINKS=https://download.pytorch.org/whl/cpu/torch/
+# make setup. On another platform or Python, `pip install -e .` takes pyproject.toml's ranges.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --find-links $(TORCH_CPU) \
-	  -r requirements.lock
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 

@@ -39,7 +39,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llmclf import basemodel, metrics, params, presets, runlog, splits, trainer as trainers  # noqa: E402
+from llmclf.cli import presets  # noqa: E402
+from llmclf.core import params, runlog  # noqa: E402
+from llmclf.data import splits  # noqa: E402
+from llmclf.evaluate import metrics  # noqa: E402
+from llmclf.model import basemodel  # noqa: E402
+from llmclf.train import trainer as trainers  # noqa: E402
 from tables import bench_table, name  # noqa: E402
 
 SPLITS = "data/splits"

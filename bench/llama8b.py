@@ -16,7 +16,7 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
      sorted batches of 256;
    - project-checkpointing: the same with gradient checkpointing on, for smaller cards.
 3. --processes 1 2: one setting's training alone (no prediction) on each process count in turn, each
-   run a fresh `python bench/llama8b.py --run N` that `llmclf.distributed.relaunch` turns into N DDP
+   run a fresh `python bench/llama8b.py --run N` that `llmclf.train.distributed.relaunch` turns into N DDP
    processes (one GPU each), as the train stage does; every process loads the model folder built in
    step 1. --batch-scaling fixed (the default) keeps the effective batch and the steps of one process;
    weak gives each process the whole batch. Each run records its examples/s (the slowest process's
@@ -50,10 +50,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from benchmark import device_name, sync, tutorial_predict  # noqa: E402
 from multigpu import compare  # noqa: E402
-from llmclf import distributed, hardware, inference, params, presets, readers, trainer as trainers  # noqa: E402
-from llmclf.dense import dense_for_inference  # noqa: E402
-from llmclf.loading import load_classifier  # noqa: E402
-from llmclf.lora import add_lora  # noqa: E402
+from llmclf.cli import presets  # noqa: E402
+from llmclf.core import gpus, params  # noqa: E402
+from llmclf.data import readers  # noqa: E402
+from llmclf.evaluate import inference  # noqa: E402
+from llmclf.model.dense import dense_for_inference  # noqa: E402
+from llmclf.model.loading import load_classifier  # noqa: E402
+from llmclf.model.lora import add_lora  # noqa: E402
+from llmclf.train import distributed, trainer as trainers  # noqa: E402
 
 LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
                  intermediate_size=14336, vocab_size=128256, rope_theta=500000.0, max_position_embeddings=8192,
@@ -89,7 +93,7 @@ def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
     config = LlamaConfig(**shape, num_labels=len(CLASSES), pad_token_id=2)
     torch.set_default_dtype(torch.bfloat16)  # random init straight in bf16: no 32 GB float32 copy
     try:
-        with hardware.default_device():
+        with gpus.default_device():
             model = LlamaForSequenceClassification(config)
     finally:
         torch.set_default_dtype(torch.float32)

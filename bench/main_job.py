@@ -53,7 +53,7 @@ def main() -> None:
                 [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], clone)),
             "wall_seconds": round(seconds, 1),
             "stages_run": stages,
-            # each stage's wall time split into phases (llmclf/runlog.py), from its logs/<stage>.json
+            # each stage's wall time split into phases (llmclf/core/runlog.py), from its logs/<stage>.json
             "stage_phases": {stage: json.loads((clone / "logs" / f"{stage}.json").read_text()).get("phases")
                              for stage in stages},
             "git_status": sh(["git", "status", "--porcelain"], clone),

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 
 import benchmark  # bench/benchmark.py: params with presets, the stage runs and their metrics
-from llmclf import params, presets  # noqa: E402 (importable once benchmark has put the repo on the path)
+from llmclf.cli import presets  # noqa: E402 (importable once benchmark has put the repo on the path)
+from llmclf.core import params  # noqa: E402
 
 TARGETS = {"scaling": 1.8, "accuracy_points": 0.5}  # >= 1.8x examples/s, accuracy within 0.5 point
 

@@ -1,6 +1,6 @@
 """Experiments side by side through DVC's own queue, one GPU each, against one after another: experiments
 per hour on a host with several GPUs. DVC's queue does not assign GPUs; each stage claims one that no other
-run holds (llmclf/gpus.py). Run in the project's git checkout, with `dvc` installed:
+run holds (llmclf/core/gpus.py). Run in the project's git checkout, with `dvc` installed:
 
     python bench/parallel.py --plan offline/plans/parallel.yaml --out parallel.json
     bash offline/run.sh py bench/parallel.py --plan offline/plans/parallel.yaml --out parallel.json  # no network
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "offline"))
-from llmclf import presets  # noqa: E402
+from llmclf.cli import presets  # noqa: E402
 from sweep import load_plan  # noqa: E402  (offline/sweep.py: the plan files' reader)
 
 TARGET = 1.8

@@ -177,6 +177,19 @@ def llama8b() -> str:
                "peak GPU memory, inference"], rows)
 
 
+@shown
+def gpu_phases() -> str:
+    """Each stage's wall time by phase (runlog.phase), the `gpu` preset alone on one GPU."""
+    run = load(f"{RESULTS}/gpu-presets/h100-phases.json")["results"][0]
+    stages = run["stage_phases"]
+    order = ["start-up", "data", "model load", "tokenize", "trainer set-up", "first step", "loop", "scoring",
+             "metrics", "figures", "writes", "exit"]  # the stages' order of work
+    names = [n for n in order if any(n in phases for phases in stages.values())]
+    rows = [[stage, *(f"{phases[n]:.1f}" if n in phases else "" for n in names), f"{run['stage_seconds'][stage]:.1f}"]
+            for stage, phases in stages.items()]
+    return md(["stage", *names, "wall s"], rows)
+
+
 # ---------------------------------------------------------------- docs/accuracy.md
 
 def model_name(folder: str) -> str:

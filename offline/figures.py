@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "offline"))
 from import_runs import check_same, log_history, unpack  # noqa: E402
-from llmclf import plots, presets  # noqa: E402
+from llmclf.cli import presets  # noqa: E402
+from llmclf.evaluate import plots  # noqa: E402
 from sweep import PROJECT, split_hashes  # noqa: E402
 
 

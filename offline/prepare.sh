@@ -67,13 +67,13 @@ find .gpu/payload/site/bitsandbytes -name 'libbitsandbytes_*.so' ! -name '*cuda1
 rm -rf .gpu/wheels
 
 for m in $MODELS; do  # where basemodel looks: LLMCLF_CACHE/<alias>/<file>.gguf, or <alias>/hf/ for a model folder
-  src=$($PY -c "from llmclf import basemodel as b
+  src=$($PY -c "from llmclf.model import basemodel as b
 print(b.fetch_gguf('$m') if b.OFFLINE_MODELS['$m'].gguf_name else b.resolve('$m'))")
   mkdir -p ".gpu/payload/cache/$m"
   if [ -d "$src" ]; then cp -r "$src" ".gpu/payload/cache/$m/hf"
   else ln "$src" ".gpu/payload/cache/$m/" 2>/dev/null || cp "$src" ".gpu/payload/cache/$m/"; fi
 done
-hf=$($PY -c "from llmclf import basemodel; print(basemodel.resolve('smollm2-135m-instruct'))")
+hf=$($PY -c "from llmclf.model import basemodel; print(basemodel.resolve('smollm2-135m-instruct'))")
 mkdir -p .gpu/payload/tokenizer && cp "$hf"/tokenizer* .gpu/payload/tokenizer/
 
 # xz: the packages shrink to about a fifth (the models barely), so fewer pieces travel

@@ -36,7 +36,7 @@ for tool in "dvc:$py -m dvc" "python:$py"; do  # replaced whole, not rewritten: 
   chmod +x "$STAGE/bin/.${tool%%:*}.$$" && mv "$STAGE/bin/.${tool%%:*}.$$" "$STAGE/bin/${tool%%:*}"
 done
 set_params() {  # params.yaml of the current folder, with each KEY=VALUE override applied
-  python3 -c "import sys, yaml; from llmclf import params, presets
+  python3 -c "import sys, yaml; from llmclf.cli import presets; from llmclf.core import params
 doc = params.read_yaml('params.yaml')
 for item in sys.argv[1:]: presets.override(doc, item)
 open('params.yaml', 'w').write(yaml.safe_dump(doc, sort_keys=False))" "$@"
@@ -78,7 +78,7 @@ case "$cmd" in
     rm -rf "$STAGE/project" && mkdir -p "$STAGE/project"
     cp -r --parents llmclf stages presets bench data/ag_news params.yaml dvc.yaml "$STAGE/project/" && cd "$STAGE/project"
     export PYTHONPATH="$STAGE/site:$PWD"
-    python3 -c "import yaml; from llmclf import presets
+    python3 -c "import yaml; from llmclf.cli import presets
 text = yaml.safe_dump(presets.compose(['tutorial']), sort_keys=False)  # read params.yaml before it is rewritten
 open('params.yaml', 'w').write(text)"  # the tutorial's rows
     for s in fetch sample split; do python3 "stages/$s.py"; done

@@ -33,7 +33,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from llmclf import basemodel, params, presets, runlog  # noqa: E402
+from llmclf.cli import presets  # noqa: E402
+from llmclf.core import params, runlog  # noqa: E402
+from llmclf.model import basemodel  # noqa: E402
 
 STAGES = ("fetch", "sample", "split", "baseline", "train", "evaluate")
 PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_news")  # what a stage run needs
@@ -41,7 +43,7 @@ PROJECT = ("llmclf", "stages", "presets", "dvc.yaml", "params.yaml", "data/ag_ne
 
 def code_hashes(folder: Path) -> dict[str, str]:
     """sha256 of the files DVC hashes as code deps, so the import can prove the run used this code."""
-    files = [folder / "dvc.yaml", *sorted((folder / "stages").glob("*.py")), *sorted((folder / "llmclf").glob("*.py"))]
+    files = [folder / "dvc.yaml", *sorted((folder / "stages").glob("*.py")), *sorted((folder / "llmclf").rglob("*.py"))]
     return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 

@@ -15,7 +15,31 @@ if find_spec("llmclf") is None or find_spec("torch") is None:
           "environment (`. .venv/bin/activate`, created by `make setup`) and run the command again", file=sys.stderr)
     sys.exit(2)
 
-from llmclf import errors  # noqa: E402
+from llmclf.core import errors  # noqa: E402  (only once the environment is the project's)
 
-errors.install(f"the {Path(sys.argv[0]).stem} stage while it started; its earlier outputs are unchanged, "
-               "`dvc repro` runs it again")
+STAGE = Path(sys.argv[0]).stem
+errors.install(f"the {STAGE} stage; its earlier outputs are unchanged, `dvc repro` runs it again")
+
+
+# A stage that runs a model claims its GPUs here, on import, before the stage imports torch: CUDA reads
+# CUDA_VISIBLE_DEVICES once (llmclf.core.gpus). So every stage script imports in the usual order.
+MODEL_STAGES = ("baseline", "train", "evaluate")
+
+
+def _claim_gpus(stage: str) -> None:
+    from llmclf.core import gpus, params, stagelock
+
+    processes = 1
+    if stage == "train":
+        stagelock.die_with_parent()  # a killed dvc takes its training run along: no orphan racing the next run
+        if "LOCAL_RANK" not in os.environ:  # not a worker: the launcher holds it for them
+            stagelock.hold_lock(".checkpoints/train.lock", "training")  # before waiting for GPUs
+        processes = params.load().train.num_processes
+    gpus.claim(processes)  # this run's own GPUs beside other runs
+    from llmclf.model.loading import quiet_notices  # torch loads from here on, seeing those GPUs alone
+
+    quiet_notices()  # before the stage's imports: bitsandbytes prints one of them on import
+
+
+if STAGE in MODEL_STAGES:
+    _claim_gpus(STAGE)

@@ -1,20 +1,18 @@
 """Stage 4, baseline: what fine-tuning has to beat, scored on the test splits. The tutorial's baseline
 (the untrained model with a fresh classification head), TF-IDF + logistic regression trained on the
 same rows, and the causal LM prompted zero-shot."""
-import _env  # noqa: F401  (first: the project's Python environment)
-from llmclf import gpus
-
-gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
-from llmclf import baselines, errors, hardware, inference, metrics, params, splits  # noqa: E402
-from llmclf.atomic import together  # noqa: E402
-from llmclf.loading import load_causal_lm, load_classifier  # noqa: E402
-from llmclf.outputs import write_baselines  # noqa: E402
-from llmclf.runlog import phase, write_log  # noqa: E402
+import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
+from llmclf.core import gpus, params
+from llmclf.core.atomic import together
+from llmclf.core.runlog import phase, write_log
+from llmclf.data import splits
+from llmclf.evaluate import baselines, inference, metrics
+from llmclf.evaluate.outputs import write_baselines
+from llmclf.model.loading import load_causal_lm, load_classifier
 
 SPLITS_DIR = "data/splits"
 
 phase("data")
-errors.install("the baseline stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 classes, max_length = p.data.classes, p.model.max_length
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
@@ -49,4 +47,4 @@ phase("writes")
 with together():  # both or neither: a full disk midway leaves each as it was
     write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json",
                     "metrics/baseline")
-write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | hardware.peak_gpu_memory())
+write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | gpus.peak_gpu_memory())

@@ -1,25 +1,23 @@
 """Stage 6, evaluate: base + trained adapter from disk, scored on the test splits against the baselines;
 calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures;
 with `evaluate.members`, the ensemble of the fine-tuned model and those members too."""
-import _env  # noqa: F401  (first: the project's Python environment)
+import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
 from pathlib import Path
 
-from llmclf import gpus
+import pandas as pd
 
-gpus.claim()  # first, before anything starts CUDA: this run's own GPU when experiments run side by side
-import pandas as pd  # noqa: E402
-
-from llmclf import calibration, ensemble, errors, hardware, inference, metrics, params, splits  # noqa: E402
-from llmclf.adapter import load_adapter  # noqa: E402
-from llmclf.atomic import together  # noqa: E402
-from llmclf.outputs import BASELINES, write_comparison, write_evaluation, write_reliability  # noqa: E402
-from llmclf.runlog import phase, write_log  # noqa: E402
+from llmclf.core import gpus, params
+from llmclf.core.atomic import together
+from llmclf.core.runlog import phase, write_log
+from llmclf.data import splits
+from llmclf.evaluate import calibration, ensemble, inference, metrics
+from llmclf.evaluate.outputs import BASELINES, write_comparison, write_evaluation, write_reliability
+from llmclf.model.adapter import load_adapter
 
 ADAPTER, SPLITS_DIR, BASELINE = "models/adapter", "data/splits", Path("metrics/baseline")
 CALIBRATION = "models/calibration.json"  # `llmclf predict` reads it: temperature and inference settings
 
 phase("data")
-errors.install("the evaluate stage; its earlier outputs are unchanged, `dvc repro` runs it again")
 p = params.load()
 frames = splits.read_eval_splits(SPLITS_DIR, p.evaluate.splits)
 phase("model load")
@@ -64,4 +62,4 @@ scores = ev.scores | ({"calibration": fit} if temperature is not None else {}) |
 with together():  # all or none: a full disk midway leaves each as it was
     write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
     calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
-write_log("evaluate", {"examples_per_s": speed} | hardware.peak_gpu_memory())
+write_log("evaluate", {"examples_per_s": speed} | gpus.peak_gpu_memory())

@@ -1,9 +1,10 @@
 """Stage 1, fetch: read `data.source` (hub dataset or local files) into data/raw/<split>.parquet."""
 import _env  # noqa: F401  (first: the project's Python environment)
-from llmclf import errors, params, sources
-from llmclf.atomic import atomic_path, write_json
-from llmclf.runlog import phase, write_log
-from llmclf.splits import class_counts
+from llmclf.core import errors, params
+from llmclf.core.atomic import atomic_path, write_json
+from llmclf.core.runlog import phase, write_log
+from llmclf.data import sources
+from llmclf.data.splits import class_counts
 
 RAW = "data/raw"
 

@@ -1,8 +1,9 @@
 """Stage 2, sample: the tutorial's seeded per-class sampling of the raw training rows."""
 import _env  # noqa: F401  (first: the project's Python environment)
-from llmclf import errors, params, splits
-from llmclf.atomic import write_parquet
-from llmclf.runlog import phase, write_log
+from llmclf.core import errors, params
+from llmclf.core.atomic import write_parquet
+from llmclf.core.runlog import phase, write_log
+from llmclf.data import splits
 
 phase("work")
 errors.install("the sample stage; `dvc repro` runs it again, `dvc checkout` restores its earlier outputs")

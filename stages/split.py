@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmclf import errors, params, splits
-from llmclf.atomic import atomic_path, write_json
-from llmclf.runlog import phase, write_log
+from llmclf.core import errors, params
+from llmclf.core.atomic import atomic_path, write_json
+from llmclf.core.runlog import phase, write_log
+from llmclf.data import splits
 
 SPLITS_DIR = "data/splits"
 

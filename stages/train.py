@@ -1,40 +1,35 @@
 """Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head).
 With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a share of every batch
 (DDP); the main process alone logs and writes the outputs."""
-import _env  # noqa: F401  (first: the project's Python environment)
+import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
 import gc
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
-from llmclf import errors, gpus, params, stagelock
+import torch
 
-errors.install("the train stage; `dvc repro` resumes from its last checkpoint, its earlier outputs are unchanged")
-stagelock.die_with_parent()  # a killed dvc takes its training run along: no orphan racing the next run
-if "LOCAL_RANK" not in os.environ:  # not a worker: the launcher holds it for them
-    stagelock.hold_lock(".checkpoints/train.lock", "training")
-p = params.load()
-gpus.claim(p.train.num_processes)  # first, before anything starts CUDA: this run's own GPUs beside other runs
-import torch  # noqa: E402
-
-from llmclf import distributed, ensemble, plots, trainer as trainers  # noqa: E402
-from llmclf.adapter import save_adapter  # noqa: E402
-from llmclf.atomic import atomic_path, together, write_json  # noqa: E402
-from llmclf.checkpoints import resume_or_reset, whole_run_loss  # noqa: E402
-from llmclf.curves import curves_callback, end_curves  # noqa: E402
-from llmclf.dense import dense_for_inference  # noqa: E402
-from llmclf.hardware import compute_dtype, peak_gpu_memory  # noqa: E402
-from llmclf.hashing import sha256  # noqa: E402
-from llmclf.loading import load_classifier  # noqa: E402
-from llmclf.lora import add_lora  # noqa: E402
-from llmclf.runlog import phase, write_log  # noqa: E402
-from llmclf.splits import read_split  # noqa: E402
+from llmclf.core import errors, params
+from llmclf.core.atomic import atomic_path, together, write_json
+from llmclf.core.gpus import compute_dtype, peak_gpu_memory
+from llmclf.core.hashing import sha256
+from llmclf.core.runlog import phase, write_log
+from llmclf.data.splits import read_split
+from llmclf.evaluate import ensemble, plots
+from llmclf.evaluate.plots import curves_callback, end_curves
+from llmclf.model.adapter import save_adapter
+from llmclf.model.dense import dense_for_inference
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import distributed, trainer as trainers
+from llmclf.train.checkpoints import resume_or_reset, whole_run_loss
 
 CHECKPOINTS = ".checkpoints/train"  # outside the tracked outputs; removed after a successful run
 LIVE = ".checkpoints/train-live"  # DVCLive's curves while training; metrics/train once it has succeeded
 
+errors.install("the train stage; `dvc repro` resumes from its last checkpoint, its earlier outputs are unchanged")
+p = params.load()
 distributed.relaunch(p.train.num_processes)
 phase("data")
 train_df, val_df = read_split("data/splits", "train"), read_split("data/splits", "val")

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from conftest import AG_NEWS
-from llmclf import baselines, sources
-from llmclf.loading import load_causal_lm
+from llmclf.data import sources
+from llmclf.evaluate import baselines
+from llmclf.model.loading import load_causal_lm
 from tiny import Baseline, CLASSES, Data, Inference, Model, Quant, synthetic_texts
 
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from conftest import AG_NEWS, REPO
-from llmclf import presets
-from llmclf.params import ParamsError
+from llmclf.cli import presets
+from llmclf.core.params import ParamsError
 
 
 @pytest.fixture

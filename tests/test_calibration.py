@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from llmclf import calibration
-from llmclf.errors import UserError
+from llmclf.core.errors import UserError
+from llmclf.evaluate import calibration
 
 # five rows of a two-class problem; confidences stay clear of the 15 bins' edges (multiples of 1/15)
 PROBS = np.array([[0.97, 0.03], [0.95, 0.05], [0.3, 0.7], [0.55, 0.45], [0.5, 0.5]])
@@ -78,7 +78,7 @@ def test_temperature_file_applies_only_to_its_adapter(tmp_path):
 def test_inference_settings_are_the_recorded_ones_for_their_adapter_else_params_yaml(tmp_path):
     """`llmclf predict` and distillation's teachers run as the evaluate stage scored the adapter; an adapter
     it has not scored runs with params.yaml's inference settings, the one default."""
-    from llmclf import params
+    from llmclf.core import params
 
     adapter, other = tmp_path / "adapter", tmp_path / "other"
     for folder, weights in [(adapter, b"weights"), (other, b"other weights")]:

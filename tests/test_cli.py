@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from llmclf import cli, inference, trainer as trainers
-from llmclf.adapter import load_adapter, save_adapter
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
-from llmclf.errors import UserError
+from llmclf import cli
+from llmclf.core.errors import UserError
+from llmclf.evaluate import inference
+from llmclf.model.adapter import load_adapter, save_adapter
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import trainer as trainers
 from tiny import CLASSES, Data, Inference, Lora, Model, Params, Quant, Train, build_tiny_llama, synthetic_texts
 
 
@@ -114,7 +116,7 @@ def test_export_is_a_standalone_bf16_model_predicting_as_the_adapter(adapter, tm
 
 
 def test_predict_applies_the_temperature_fitted_for_its_adapter(adapter, tmp_path, monkeypatch, capsys):
-    from llmclf import calibration
+    from llmclf.evaluate import calibration
 
     texts, _ = synthetic_texts(2, seed=12)
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
@@ -302,7 +304,7 @@ def test_a_full_disk_or_read_only_folder_is_one_line_and_changes_nothing(workspa
     import tempfile
 
     import transformers.modeling_utils
-    from llmclf import calibration
+    from llmclf.evaluate import calibration
 
     calibration.save_temperature("models/adapter", {"temperature": 1.5}, "models/calibration.json")
     before = snapshot(workspace)
@@ -337,7 +339,7 @@ def test_export_force_replaces_a_non_empty_folder(workspace, capsys):
 def member_of(adapter, folder, temperature, classes=None):
     """`adapter` as an ensemble member whose calibration.json holds `temperature` (other `classes`: its record edited)."""
     import shutil
-    from llmclf import calibration
+    from llmclf.evaluate import calibration
 
     shutil.copytree(adapter, folder / "adapter")
     if classes:
@@ -348,13 +350,13 @@ def member_of(adapter, folder, temperature, classes=None):
 
 
 def parameter_count(adapter) -> int:
-    from llmclf import ensemble
+    from llmclf.evaluate import ensemble
 
     return ensemble.parameters(load_adapter(adapter)[0])
 
 
 def test_predict_with_members_is_the_mean_of_calibrated_probabilities(adapter, tmp_path, monkeypatch, capsys):
-    from llmclf import calibration
+    from llmclf.evaluate import calibration
 
     monkeypatch.chdir(tmp_path)  # no models/calibration.json: the adapter's own probabilities (T = 1)
     texts, _ = synthetic_texts(3, seed=13)
@@ -387,7 +389,7 @@ def test_predict_with_members_is_the_mean_of_calibrated_probabilities(adapter, t
 
 
 def test_member_save_and_list(workspace, capsys):
-    from llmclf import calibration
+    from llmclf.evaluate import calibration
 
     calibration.save_temperature("models/adapter", {"temperature": 1.5}, "models/calibration.json")
     code, err = llmclf("member", "save", "first", capsys=capsys)
@@ -409,7 +411,7 @@ def test_member_save_and_list(workspace, capsys):
 
 
 def test_evaluate_scores_the_ensemble_of_a_model_with_itself_as_the_model(adapter, tmp_path, monkeypatch):
-    from llmclf import calibration, ensemble, metrics
+    from llmclf.evaluate import calibration, ensemble, metrics
 
     monkeypatch.chdir(tmp_path)
     member_of(adapter, tmp_path / "models" / "members" / "self", 1.0)

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from llmclf import atomic, readers, sources, splits
-from llmclf.errors import DataError
+from llmclf.core import atomic
+from llmclf.core.errors import DataError
+from llmclf.data import readers, sources, splits
 from tiny import Data, Sample, params_with
 
 from conftest import AG_NEWS, REPO

@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from llmclf import batching, calibration, ensemble, inference, trainer as trainers
-from llmclf.adapter import load_adapter, save_adapter
-from llmclf.errors import UserError
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
+from llmclf.core.errors import UserError
+from llmclf.evaluate import calibration, ensemble, inference
+from llmclf.model import batching
+from llmclf.model.adapter import load_adapter, save_adapter
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import trainer as trainers
 from tiny import CLASSES, Data, Inference, Lora, Model, Params, Quant, Train, params_with, synthetic_texts
 
 WEIGHTS = [0.1, 0.2, 0.3, 0.4]
@@ -161,7 +163,7 @@ def test_soft_labels_are_the_teachers_mean_calibrated_probabilities(lora_model, 
 
 
 def test_params_refuse_a_teacher_twice_and_alpha_out_of_range():
-    from llmclf.params import ParamsError
+    from llmclf.core.params import ParamsError
 
     assert params_with(train={"teachers": ["models/teachers/a"]}).train.teachers == ["models/teachers/a"]
     with pytest.raises(ParamsError, match="train.teachers: .*each teacher folder once"):

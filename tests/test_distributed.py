@@ -13,12 +13,13 @@ import yaml
 from safetensors import safe_open
 
 from conftest import REPO
-from llmclf import distributed, inference, trainer as trainers
-from llmclf.adapter import load_adapter
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
-from llmclf.errors import UserError
-from llmclf.params import parse
+from llmclf.core.errors import UserError
+from llmclf.core.params import parse
+from llmclf.evaluate import inference
+from llmclf.model.adapter import load_adapter
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import distributed, trainer as trainers
 from tiny import CLASSES, Train, params_with, synthetic_texts
 
 # Loaded by every Python process the stage starts: notes each file or folder it creates, replaces or

@@ -1,13 +1,13 @@
-"""Ensembles (llmclf/ensemble.py): the averaging, the parameter count, member folders and their checks.
+"""Ensembles (llmclf/evaluate/ensemble.py): the averaging, the parameter count, member folders and their checks.
 Predicting and scoring with real members: tests/test_cli.py; in the pipeline: tests/test_pipeline.py."""
 import json
 
 import numpy as np
 import pytest
 
-from llmclf import calibration, ensemble
-from llmclf.errors import UserError
-from llmclf.hashing import sha256
+from llmclf.core.errors import UserError
+from llmclf.core.hashing import sha256
+from llmclf.evaluate import calibration, ensemble
 from tiny import CLASSES, Inference, Lora, Model, Quant, params_with
 
 
@@ -27,8 +27,8 @@ def test_mean_of_calibrated_probabilities_by_hand():
 def test_parameters_are_base_lora_and_head(tiny_model, quant):
     """As sum(p.numel()) of the unquantized base with its head, plus the LoRA weights: a 4-bit weight
     counts its values, not its packed bytes, and peft's frozen copy of the head is not counted."""
-    from llmclf.loading import load_classifier
-    from llmclf.lora import add_lora
+    from llmclf.model.loading import load_classifier
+    from llmclf.model.lora import add_lora
 
     model = Model(name=str(tiny_model), max_length=64)
     plain, _ = load_classifier(model, Quant(mode="none"), CLASSES)
@@ -99,7 +99,7 @@ def test_evaluate_refuses_members_outside_the_stage_dep(tmp_path, monkeypatch):
 
 
 def test_params_refuse_a_member_listed_twice():
-    from llmclf.params import ParamsError
+    from llmclf.core.params import ParamsError
 
     assert params_with(evaluate={"members": ["models/members/a"]}).evaluate.members == ["models/members/a"]
     with pytest.raises(ParamsError, match="evaluate.members: .*each member folder once"):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llmclf import atomic, errors, stagelock
-from llmclf.errors import UserError
+from llmclf.core import atomic, errors, stagelock
+from llmclf.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def wait_ready(proc: subprocess.Popen) -> str:
 @pytest.mark.parametrize("started_ignoring", [False, True])
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_is_one_line_saying_what_and_how_to_resume(sig, status, started_ignoring):
-    proc = python("from llmclf import errors; import time\n"
+    proc = python("from llmclf.core import errors; import time\n"
                   "errors.install('the thing stopped; run it again')\n"
                   "print('ready', flush=True); time.sleep(60)", ignoring=(sig,) if started_ignoring else ())
     wait_ready(proc)
@@ -50,7 +50,7 @@ def test_interrupt_is_one_line_saying_what_and_how_to_resume(sig, status, starte
 
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(tmp_path):
     lock = tmp_path / "train.lock"
-    first = python(f"from llmclf import stagelock; import time\n"
+    first = python(f"from llmclf.core import stagelock; import time\n"
                    f"stagelock.hold_lock({str(lock)!r}, 'training'); print('ready', flush=True); time.sleep(60)")
     wait_ready(first)
     with pytest.raises(UserError, match=rf"training is already running \(pid {first.pid}, lock {lock}\).*kill {first.pid}"):
@@ -73,7 +73,7 @@ def alive(pid: int) -> bool:
 def test_a_stage_dies_with_its_killed_parent(shell):
     """The parent stands for dvc: SIGKILL gives it no chance to stop its child. dvc starts a stage with
     `$SHELL -c`; dash (Debian's /bin/sh) forks the command and stays between them, bash replaces itself."""
-    stage = [sys.executable, "-c", "from llmclf import stagelock; import os, time; stagelock.die_with_parent(); "
+    stage = [sys.executable, "-c", "from llmclf.core import stagelock; import os, time; stagelock.die_with_parent(); "
              "print('ready', os.getpid(), flush=True); time.sleep(60)"]
     cmd = stage if shell is None else [shell, "-c", shlex.join(stage)]
     parent = python(f"import subprocess\nchild = subprocess.Popen({cmd!r}, stdout=subprocess.PIPE, text=True)\n"
@@ -124,8 +124,9 @@ def raised(err: Exception) -> Exception:
 
 
 @pytest.mark.parametrize("err, line", [r[1:] for r in RESOURCE_ERRORS], ids=[r[0] for r in RESOURCE_ERRORS])
-def test_a_resource_error_anywhere_is_one_line_exit_2(err, line, capsys):
+def test_a_resource_error_anywhere_is_one_line_exit_2(err, line, capsys, monkeypatch):
     """What no writer named: the handler every command and stage installs finds it, wrapped or not."""
+    monkeypatch.setattr(errors, "_stopped", "the command")  # not what an earlier test installed
     with pytest.raises(SystemExit) as exit:
         errors._excepthook(type(raised(err)), raised(err), None)
     message = capsys.readouterr().err.strip()
@@ -188,7 +189,7 @@ def test_outputs_written_together_are_replaced_all_or_none(tmp_path, monkeypatch
 
 def test_a_stage_stopped_by_a_full_disk_says_so_in_one_line():
     """Through a real process: its handler, after a progress bar, with the stage's own way to resume."""
-    proc = python("from llmclf import errors; import shutil, sys\n"
+    proc = python("from llmclf.core import errors; import shutil, sys\n"
                   "errors.install('the x stage; `dvc repro` runs it again')\n"
                   "sys.stderr.write(' 50%|#####     | 5/10'); sys.stderr.flush()\n"
                   "raise shutil.Error([('a', 'metrics/x', \"[Errno 28] No space left on device: 'a' -> 'metrics/x'\")])")

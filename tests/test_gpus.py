@@ -4,14 +4,14 @@ import os
 import subprocess
 import sys
 
-from llmclf import gpus
+from llmclf.core import gpus
 
 # One run's stage: claims GPUs, says which, and holds them until the test closes its stdin; with
 # exec, it replaces itself first (as train does under `accelerate launch`) and the successor holds them.
 HOLD = "import os, sys; print('got', os.environ['CUDA_VISIBLE_DEVICES'], flush=True); sys.stdin.read()"
 RUN = """
 import os, sys
-from llmclf import gpus
+from llmclf.core import gpus
 gpus.gpu_count = lambda: {total}
 gpus.POLL_SECONDS = 0.05
 gpus.claim({processes})
@@ -85,7 +85,7 @@ def test_nothing_to_choose(monkeypatch, tmp_path):
 def test_a_claim_gives_each_process_its_share_of_the_cores(tmp_path):
     """Runs side by side on 2 GPUs each get half the cores for torch's and BLAS's threads (torch reads the
     variable once, when imported after the claim); a count the user set is kept."""
-    code = ("import os; from llmclf import gpus; gpus.gpu_count = lambda: 2; gpus.claim(); import torch; "
+    code = ("import os; from llmclf.core import gpus; gpus.gpu_count = lambda: 2; gpus.claim(); import torch; "
             "print(os.environ['OMP_NUM_THREADS'], os.environ.get('OPENBLAS_NUM_THREADS'), torch.get_num_threads())")
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "LOCAL_RANK", *gpus.THREAD_VARS)}
     env["LLMCLF_GPU_LOCKS"] = str(tmp_path)

@@ -8,9 +8,11 @@ import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
-from llmclf import batching, inference, memory, trainer as trainers
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
+from llmclf.evaluate import inference
+from llmclf.model import batching
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import memory, trainer as trainers
 from tiny import CLASSES, Lora, Model, Quant, Train, reading_nothing_back, synthetic_texts
 
 

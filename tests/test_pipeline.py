@@ -79,8 +79,8 @@ def shared(tmp_path_factory) -> SimpleNamespace:
 
 
 def adapter_logits(adapter: Path, texts: list[str]) -> np.ndarray:
-    from llmclf import inference
-    from llmclf.adapter import load_adapter
+    from llmclf.evaluate import inference
+    from llmclf.model.adapter import load_adapter
 
     model, tok, _ = load_adapter(adapter)
     return inference.predict_logits(model, tok, texts, batch_size=64, max_length=64)
@@ -326,7 +326,7 @@ def outputs(repo: Path) -> dict:
 
 
 def test_bad_params_and_a_second_run_leave_every_output_untouched(repo):
-    from llmclf import stagelock
+    from llmclf.core import stagelock
 
     before, text = outputs(repo), (repo / "params.yaml").read_text()
     params = yaml.safe_load(text)
@@ -424,7 +424,7 @@ def test_sweep_refuses_a_model_missing_from_the_cache(tmp_path, monkeypatch):
 
     monkeypatch.syspath_prepend(REPO / "offline")
     import sweep as sweep_py
-    from llmclf import basemodel
+    from llmclf.model import basemodel
 
     monkeypatch.setenv("LLMCLF_CACHE", str(cache))
     basemodel.gguf_path("smollm2-135m-instruct").parent.mkdir(parents=True)

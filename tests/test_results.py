@@ -90,7 +90,7 @@ def test_links_resolve():
 
 def test_base_model_sizes_are_basemodel_py():
     pipeline = (REPO / "docs/pipeline.md").read_text(encoding="utf-8")
-    source = (REPO / "llmclf/basemodel.py").read_text()
+    source = (REPO / "llmclf/model/basemodel.py").read_text()
     for alias in ("smollm2-135m-instruct", "gemma-3-270m", "all-minilm-l6-v2", "all-mpnet-base-v2"):
         block = source.split(f'"{alias}": PyPIModel(')[1].split("PyPIModel(")[0]
         size = re.search(r'size="([\d.]+ MB)"', block)[1]

@@ -11,10 +11,12 @@ import pytest
 import torch
 from transformers import DataCollatorWithPadding
 
-from llmclf import batching, inference, trainer as trainers
-from llmclf.dense import dense_for_inference
-from llmclf.loading import load_classifier
-from llmclf.lora import add_lora
+from llmclf.evaluate import inference
+from llmclf.model import batching
+from llmclf.model.dense import dense_for_inference
+from llmclf.model.loading import load_classifier
+from llmclf.model.lora import add_lora
+from llmclf.train import trainer as trainers
 from tiny import CLASSES, Lora, Model, Quant, Train, synthetic_texts
 
 

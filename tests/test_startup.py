@@ -6,14 +6,14 @@ import subprocess
 import sys
 import time
 
-from llmclf import runlog
+from llmclf.core import runlog
 
 
 def test_phases_split_a_stage_from_its_process_start(tmp_path):
     """The first mark closes start-up, timed from the process's start (the interpreter and the imports
     before it included); each phase runs to the next mark, `at` starts one earlier, a repeated name adds up."""
     code = """import time
-from llmclf.runlog import phase, write_log
+from llmclf.core.runlog import phase, write_log
 time.sleep(0.3)          # start-up: before the first mark
 phase("a")
 time.sleep(0.2)
@@ -44,10 +44,12 @@ def test_a_log_without_marks_has_no_phases(tmp_path, monkeypatch):
 def test_dense_weights_of_a_bare_base_model_leave_peft_unimported(tiny_model):
     """The baseline stage's dense inference of the untrained model: no LoRA, so no import of peft."""
     code = f"""import sys
-from llmclf.dense import dense_for_inference
-from llmclf.loading import load_classifier
-from llmclf.params import Model, Quant
-model, _ = load_classifier(Model(name={str(tiny_model)!r}, max_length=64), Quant(mode="nf4"), ["a", "b"])
+from llmclf.core.params import defaults
+from llmclf.model.dense import dense_for_inference
+from llmclf.model.loading import load_classifier
+p = defaults()
+model, _ = load_classifier(p.model.model_copy(update={{"name": {str(tiny_model)!r}, "max_length": 64}}),
+                           p.quant.model_copy(update={{"mode": "nf4"}}), ["a", "b"])
 dense = dense_for_inference(model)
 assert not any("4bit" in type(m).__name__ for m in dense.modules())
 assert "peft" not in sys.modules, "peft imported"
@@ -58,7 +60,7 @@ assert "peft" not in sys.modules, "peft imported"
 def test_the_baseline_stage_imports_tfidf_only_to_fit_it():
     """baseline.tfidf off (the GPU benchmark's runs): the stage's imports leave TF-IDF and LogReg out."""
     code = """import sys
-from llmclf import baselines, inference, metrics, outputs
+from llmclf.evaluate import baselines, inference, metrics, outputs
 left_in = [m for m in ("sklearn.feature_extraction", "sklearn.linear_model") if m in sys.modules]
 assert not left_in, left_in
 """

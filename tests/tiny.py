@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmclf import params
+from llmclf.core import params
 
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 TOPIC_WORDS = [

@@ -9,16 +9,10 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer,
                           BitsAndBytesConfig)
 
+from ..core.errors import ModelError
+from ..core.gpus import compute_dtype, default_device
+from ..core.params import Model, Quant
 from . import basemodel
-from .errors import ModelError
-from .hardware import compute_dtype, default_device
-from .params import Model, Quant
-
-# Two notices every stage would print that a user can do nothing about. bitsandbytes, on CPUs with
-# AVX512-BF16, looks for an optional package ("kernels") for the repacked weight layout that
-# _no_cpu_bf16_repack below turns off. peft asks a transformers 5 model for an attribute renamed in 5.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 CLASSIFIER_HEADS = ["score", "classifier"]  # a decoder's and an encoder's classification head
 # Heads stay in full precision: bitsandbytes would otherwise quantize a head that has a bias. A skip
@@ -41,8 +35,17 @@ class _FreshHeadReport(logging.Filter):
         return not rows or any(row[0].split(".")[0] not in CLASSIFIER_HEADS or row[1] != "MISSING"
                                for row in rows)
 
-
-logging.getLogger("transformers.modeling_utils").addFilter(_FreshHeadReport())
+def quiet_notices() -> None:
+    """Quiet what a user can do nothing about: set by an entry point (stages/_env.py) and on every model load,
+    never on import. bitsandbytes, on CPUs with AVX512-BF16, looks for an optional package ("kernels") for the
+    repacked weight layout that _no_cpu_bf16_repack below turns off, and says so when imported (by peft, or
+    the Trainer): its level is set before. peft asks a transformers 5 model for an attribute renamed in 5.
+    And transformers' report of the fresh head (_FreshHeadReport)."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    heads = logging.getLogger("transformers.modeling_utils")
+    if not any(isinstance(f, _FreshHeadReport) for f in heads.filters):
+        heads.addFilter(_FreshHeadReport())
 
 
 def quant_config(quant: Quant, dtype: torch.dtype) -> BitsAndBytesConfig | None:
@@ -81,6 +84,7 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
                      **kwargs):
     """The base model through `auto_class`, quantized as `quant` says, and its tokenizer. All of it on
     one `device` (default: the GPU if any): under DDP each process's own GPU (a 4-bit model is not moved)."""
+    quiet_notices()
     device = device or default_device()
     if model.attn_implementation == "flash_attention_2" and device.type != "cuda":
         raise ModelError("model.attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")

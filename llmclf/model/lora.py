@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ModelError
+from ..core.errors import ModelError
+from ..core.params import Lora
 from .loading import CLASSIFIER_HEADS
-from .params import Lora
 
 
 def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool, float32_frozen: bool = True):

@@ -1,7 +1,10 @@
 """GPUs for parallel experiments: DVC's queue (`dvc queue start -j 2`) does not assign GPUs, so each stage
 that uses one claims free GPUs itself, through lock files every run on the machine shares, and makes them the
 only ones CUDA sees. Called by the stage scripts before anything starts CUDA, which reads
-CUDA_VISIBLE_DEVICES once."""
+CUDA_VISIBLE_DEVICES once.
+
+The hardware a run uses: its device, the compute dtype that suits it, and peak GPU memory for the metrics.
+Those functions import torch themselves: claim() runs before anything imports it."""
 from __future__ import annotations
 
 import fcntl
@@ -11,6 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .params import Model
+
+if TYPE_CHECKING:
+    import torch
 
 LOCKS = "/tmp/llmclf-gpus"  # machine-wide, so every user's runs take the same locks; LLMCLF_GPU_LOCKS overrides
 POLL_SECONDS = 5.0
@@ -96,3 +105,26 @@ def _lock_free(folder: Path, total: int, n: int) -> list[int]:
     for fd in held.values():
         os.close(fd)
     return []
+
+
+def default_device() -> torch.device:
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def peak_gpu_memory() -> dict[str, float]:
+    """The CUDA allocator's peak since the process started, for the metrics; empty on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"peak_gpu_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 3)}
+
+
+def compute_dtype(model: Model) -> torch.dtype:
+    import torch
+
+    if model.dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, model.dtype)

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import errors
-from .errors import UserError
+from ..core import errors
+from ..core.errors import UserError
 
 if TYPE_CHECKING:  # the heavy imports wait for main() to install the error handler: Ctrl-C while they run is one line
     import pandas as pd
 
-    from .params import Inference
+    from ..core.params import Inference
 
 ADAPTER = "models/adapter"
 CALIBRATION = "models/calibration.json"  # the evaluate stage's temperature and inference settings for that adapter
@@ -32,7 +32,7 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
     rows without text are skipped."""
     import pandas as pd
 
-    from .readers import check_text, read_json_rows, text_head
+    from ..data.readers import check_text, read_json_rows, text_head
 
     if source == "-":
         lines = sys.stdin.read().splitlines()
@@ -72,8 +72,9 @@ def read_texts(source: str, text_column: str) -> pd.DataFrame:
 def settings(args) -> tuple[Inference, int]:
     """The inference settings and max_length to predict with: the flags given, else those the adapter was
     trained (max_length) and scored with (the evaluate stage's record), else params.yaml's."""
-    from . import adapter, calibration
-    from .params import Inference
+    from ..core.params import Inference
+    from ..evaluate import calibration
+    from ..model import adapter
 
     scored = calibration.inference_settings(args.adapter, args.calibration or CALIBRATION)
     flags = {"batch_size": args.batch_size, "max_batch_tokens": args.max_batch_tokens, "dense": args.dense}
@@ -85,7 +86,8 @@ def predict(args) -> None:
     import numpy as np
     import pandas as pd
 
-    from . import adapter, calibration, ensemble, inference
+    from ..evaluate import calibration, ensemble, inference
+    from ..model import adapter
 
     _check_output(args.output, args.input, args.adapter, _base(args.adapter, args.base),
                   args.calibration or CALIBRATION, *args.member)
@@ -135,8 +137,8 @@ def _plain(value):
 
 def _base(adapter: str, base: str | None) -> str:
     """The folder of the base model the adapter loads on: an input that no output may replace."""
-    from .adapter import read_info
-    from .basemodel import resolve
+    from ..model.adapter import read_info
+    from ..model.basemodel import resolve
 
     return resolve(base or read_info(adapter)["model"]["name"])
 
@@ -160,7 +162,7 @@ def _write(text: str, output: str) -> None:
             sys.stdout.write(text)
             sys.stdout.flush()
         return
-    from .atomic import write_text
+    from ..core.atomic import write_text
 
     try:
         if Path(output).exists() and not Path(output).is_file() and not Path(output).is_dir():
@@ -175,9 +177,9 @@ def _write(text: str, output: str) -> None:
 def export(args) -> None:
     import torch
 
-    from .adapter import load_adapter
-    from .atomic import atomic_path
-    from .dense import dense_for_inference
+    from ..core.atomic import atomic_path
+    from ..model.adapter import load_adapter
+    from ..model.dense import dense_for_inference
 
     _check_export_target(Path(args.output), args.adapter, args.force)
     model, tok, classes = load_adapter(args.adapter)
@@ -207,7 +209,7 @@ def _check_export_target(out: Path, adapter: str, force: bool) -> None:
 
 
 def member_save(args) -> None:
-    from .ensemble import MEMBERS, TEACHERS, save
+    from ..evaluate.ensemble import MEMBERS, TEACHERS, save
 
     root = TEACHERS if args.teacher else MEMBERS
     target = save(args.name, args.adapter, args.calibration, force=args.force, root=root)
@@ -220,8 +222,8 @@ def member_save(args) -> None:
 
 
 def member_list(args) -> None:
-    from .adapter import load_adapter
-    from .ensemble import MEMBERS, member, parameters, saved
+    from ..evaluate.ensemble import MEMBERS, member, parameters, saved
+    from ..model.adapter import load_adapter
 
     folders = saved()
     if not folders:
@@ -237,7 +239,7 @@ def member_list(args) -> None:
 
 
 def report(args) -> None:
-    from .report import READS, write
+    from ..evaluate.report import READS, write
 
     _check_output(args.output, *READS)
     write(args.rev, args.output)
@@ -321,7 +323,3 @@ def main(argv: list[str] | None = None) -> None:
     if getattr(args, "format", "x") is None:
         args.format = "csv" if str(args.output).endswith(".csv") else "jsonl"
     args.run(args)
-
-
-if __name__ == "__main__":
-    main()

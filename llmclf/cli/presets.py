@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from . import errors, params
-from .atomic import write_text
-from .errors import UserError
+from ..core import errors, params
+from ..core.atomic import write_text
+from ..core.errors import UserError
 
 PRESETS = Path("presets")
 

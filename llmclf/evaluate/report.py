@@ -7,8 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from .atomic import write_text
-from .errors import UserError
+from ..core.atomic import write_text
+from ..core.errors import UserError
 
 EVAL = "metrics/eval.json"
 # what the report reads, itself and through dvc's diffs: never its output

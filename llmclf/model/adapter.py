@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..core.errors import ModelError
+from ..core.hashing import sha256, weights_sha256
+from ..core.params import Model, Quant
 from . import basemodel
-from .errors import ModelError
-from .hashing import sha256, weights_sha256
 from .loading import load_classifier
-from .params import Model, Quant
 
 ADAPTER_INFO = "llmclf.json"  # what the adapter needs to rebuild its base: model, quant, labels, pad
 ADAPTER_WEIGHTS = "adapter_model.safetensors"  # PEFT's file: LoRA and the trained head
@@ -94,7 +94,7 @@ def save_adapter(model, tok, folder: Path, p, train_metrics: dict) -> None:
         f"Labels: {', '.join(f'{i} = {c}' for i, c in enumerate(p.data.classes))}. "
         f"Pad token: `{tok.pad_token}` (id {tok.pad_token_id}).", "",
         f"Base model: `{p.model.name}` (`model.name`: an llmclf alias, a hub id or a folder). Load with "
-        "`llmclf.adapter.load_adapter(folder)` (or `llmclf predict --adapter folder`), which rebuilds the base "
+        "`llmclf.model.adapter.load_adapter(folder)` (or `llmclf predict --adapter folder`), which rebuilds the base "
         "as trained (quantization, labels, pad token) on any machine that can resolve that name.", "",
         "## Validation metrics", "", "| metric | value |", "|---|---|",
         # scores only, no timings: the same run gives the same bytes

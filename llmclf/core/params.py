@@ -12,7 +12,7 @@ from .errors import UserError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PARAMS_FILE = Path("params.yaml")
-DEFAULTS = Path(__file__).resolve().parents[1] / PARAMS_FILE  # the project's own, wherever it is run from
+DEFAULTS = Path(__file__).resolve().parents[2] / PARAMS_FILE  # the project's own, wherever it is run from
 
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]

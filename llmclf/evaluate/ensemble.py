@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.atomic import atomic_path
+from ..core.errors import UserError
+from ..core.params import Inference
+from ..model.adapter import load_adapter, read_checked_info
 from . import calibration, inference, metrics
-from .adapter import load_adapter, read_checked_info
-from .atomic import atomic_path
-from .errors import UserError
-from .params import Inference
 
 MEMBERS = Path("models/members")  # the evaluate stage's dep in dvc.yaml, which holds the members
 TEACHERS = Path("models/teachers")  # the train stage's dep, which holds distillation's teachers

@@ -9,9 +9,9 @@ import pandas as pd
 import torch
 from transformers import DynamicCache
 
-from .batching import length_sorted_batches, pad_right
+from ..core.params import Baseline, Inference
+from ..model.batching import length_sorted_batches, pad_right
 from .inference import Predict, ready
-from .params import Baseline, Inference
 
 TFIDF_C = (0.1, 1.0, 10.0, 100.0)  # inverse regularisation strengths tried; the best on val is kept
 

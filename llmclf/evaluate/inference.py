@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batching import TOKENS, length_sorted_batches, model_inputs, needs_mask, pad_right
-from .dense import dense_for_inference
-from .params import Inference
+from ..core.params import Inference
+from ..model.batching import TOKENS, length_sorted_batches, model_inputs, needs_mask, pad_right
+from ..model.dense import dense_for_inference
 
 Predict = Callable[[list[str], str], np.ndarray]  # (texts, progress-bar label) -> one row of scores a text
 

@@ -15,12 +15,12 @@ from accelerate import PartialState
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
-from .batching import SOFT_LABELS, collate, model_inputs, needs_mask
+from ..core.errors import UserError
+from ..core.params import Train
+from ..model.batching import SOFT_LABELS, collate, model_inputs, needs_mask
 from .checkpoints import CheckpointEvery
 from .distributed import learning_rate, per_device_batches
-from .errors import UserError
 from .memory import BoundedMemory
-from .params import Train
 
 
 class WeightedLossTrainer(Trainer):

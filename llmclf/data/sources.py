@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError
-from .hashing import sha256
-from .params import Data
+from ..core.errors import DataError
+from ..core.hashing import sha256
+from ..core.params import Data
 from .readers import local_files, read_classes_txt, read_file, to_text_label
 
 OFFLINE_HINT = ("Point data.source at local files instead, e.g. `dvc exp run -S data.source=data/ag_news` "

@@ -10,10 +10,10 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax
 
-from .atomic import write_json
-from .hashing import sha256
-from .errors import UserError
-from .params import Inference, defaults
+from ..core.atomic import write_json
+from ..core.errors import UserError
+from ..core.hashing import sha256
+from ..core.params import Inference, defaults
 
 N_BINS = 15  # equal-width confidence bins, as Guo et al. (2017)
 

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .batching import LENGTHS, TOKENS, token_batches
+from ..model.batching import LENGTHS, TOKENS, token_batches
 
 
 def offload_to_host(devices: tuple[str, ...] = ("cuda",), min_bytes: int = 1 << 20):

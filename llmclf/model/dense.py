@@ -5,7 +5,7 @@ import sys
 
 import torch
 
-from .errors import ModelError
+from ..core.errors import ModelError
 
 
 @torch.no_grad()

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.atomic import atomic_path, write_json
 from . import calibration, metrics, plots
-from .atomic import atomic_path, write_json
 
 # metrics/baseline.json's groups and metrics/baseline/'s folders, in the order figures show them
 BASELINES = ("untrained_head", "tfidf_logreg", "zero_shot")

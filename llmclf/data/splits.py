@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .params import Sample
+from ..core.errors import DataError
+from ..core.params import Sample
 
 SPLITS = ("train", "test", "val")  # the tutorial's order of taking rows from each class
 

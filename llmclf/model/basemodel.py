@@ -14,9 +14,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .atomic import atomic_path
-from .errors import ModelError
-from .hashing import sha256
+from ..core.atomic import atomic_path
+from ..core.errors import ModelError
+from ..core.hashing import sha256
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import torch
 from accelerate import PartialState
 from accelerate.utils import broadcast_object_list
 
-from . import errors
-from .errors import UserError
-from .params import Train
+from ..core import errors
+from ..core.errors import UserError
+from ..core.params import Train
 
 
 def relaunch(num_processes: int) -> None:

@@ -1,0 +1,4 @@
+"""`python -m llmclf.cli`: the `llmclf` command."""
+from . import main
+
+main()

@@ -1,0 +1,2 @@
+"""Evaluation (the baseline and evaluate stages): batched inference, metrics, calibration, figures and outputs,
+baselines, ensembles, and the pull-request report."""
