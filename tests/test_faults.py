@@ -224,3 +224,17 @@ def test_ctrl_c_while_importing_is_one_line(tmp_path, command, module):
     assert done.returncode == 130, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"error: interrupted (SIGINT): {what}") and ("dvc repro" in line or "run it again" in line)
+
+
+def test_outputs_get_the_modes_a_plain_write_gives(tmp_path):
+    """A writer that goes through a private temporary file (safetensors: 0600) leaves an output a teammate
+    can read: files 0666 and folders 0777, less the umask, as open() and mkdir() give."""
+    old = os.umask(0o022)
+    try:
+        with atomic.atomic_path(tmp_path / "adapter", is_dir=True) as out:
+            os.close(os.open(out / "weights.safetensors", os.O_CREAT | os.O_WRONLY, 0o600))
+            (out / "sub").mkdir(mode=0o700)
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "adapter" / "weights.safetensors").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "adapter" / "sub").stat().st_mode & 0o777) == oct(0o755)
