@@ -39,8 +39,9 @@ def check(root: Path) -> list[str]:
     status = git("status", "--porcelain", "--untracked-files=all", cwd=root).splitlines()
     if not status:
         return []
-    problems = [f"{line[3:]}: {'new' if line.startswith('??') else 'changed'}" for line in status
-                if line.startswith("??") or line[3:] != "dvc.lock" and not line[3:].startswith("metrics/")]
+    kind = {"??": "new", "D": "deleted"}  # a file that appears or goes is no float noise
+    problems = [f"{line[3:]}: {kind.get(line[:2].strip(), 'changed')}" for line in status
+                if line[:2].strip() in kind or line[3:] != "dvc.lock" and not line[3:].startswith("metrics/")]
     old = yaml.safe_load(git("show", "HEAD:dvc.lock", cwd=root))["stages"]
     new = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))["stages"]
     for stage in old.keys() | new.keys():
@@ -49,8 +50,8 @@ def check(root: Path) -> list[str]:
             if was.get(part) != now.get(part):
                 problems.append(f"dvc.lock: stage {stage}: {part} differ from the committed run")
     for path in METRICS:
-        was, now = leaves(json.loads(git("show", f"HEAD:{path}", cwd=root))), leaves(
-            json.loads((root / path).read_text(encoding="utf-8")))
+        was = leaves(json.loads(git("show", f"HEAD:{path}", cwd=root)))
+        now = leaves(json.loads((root / path).read_text(encoding="utf-8"))) if (root / path).is_file() else {}
         for key in sorted(was.keys() | now.keys()):
             a, b = was.get(key), now.get(key)
             numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))

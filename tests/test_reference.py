@@ -110,6 +110,7 @@ def test_the_reference_check_passes_only_what_float_noise_explains(committed):
     (lambda root, lock: (root / "metrics/train.json").write_text(json.dumps({"test": {"accuracy": 0.866}})),
      "metrics/train.json: test.ece 0.0362 -> None"),
     (lambda root, lock: (root / "metrics/new.csv").write_text("a\n"), "metrics/new.csv: new"),
+    (lambda root, lock: (root / "metrics/baseline.json").unlink(), "metrics/baseline.json: deleted"),
     (lambda root, lock: (root / "README.md").write_text("a\n"), "README.md: new"),
 ])
 def test_the_reference_check_fails_what_float_noise_does_not_explain(committed, change, expected):
