@@ -26,8 +26,9 @@ from tiny import CLASSES, Train, params_with, synthetic_texts
 # removes under the project, so the test can tell which process wrote what. (Files that C++ or Rust code
 # writes, torch.save's and safetensors', are not seen; outputs show as their atomic renames.)
 WRITE_LOG = '''
-import atexit, os, sys
+import os, sys
 root, seen = os.environ["WRITE_LOG_ROOT"], set()
+rank = os.environ.get("RANK", "launcher")
 def hook(event, args):
     if event == "open" and isinstance(args[0], (str, os.PathLike)) and \\
             ((isinstance(args[1], str) and set(args[1]) & set("wax+")) or (args[2] or 0) & (os.O_WRONLY | os.O_RDWR)):
@@ -36,11 +37,12 @@ def hook(event, args):
         paths = [a for a in args[:2] if isinstance(a, (str, os.PathLike))]
     else:
         return
-    seen.update(p for p in map(os.path.abspath, paths) if p.startswith(root + os.sep))
+    new = {os.path.relpath(p, root) for p in map(os.path.abspath, paths) if p.startswith(root + os.sep)} - seen
+    if new:  # logged as it happens: a worker leaves with os._exit, no atexit
+        seen.update(new)
+        with open(os.path.join(os.environ["WRITE_LOG_DIR"], f"{rank}-{os.getpid()}"), "a") as log:
+            log.write("".join(p + "\\n" for p in sorted(new)))
 sys.addaudithook(hook)
-rank = os.environ.get("RANK", "launcher")
-atexit.register(lambda: open(os.path.join(os.environ["WRITE_LOG_DIR"], f"{rank}-{os.getpid()}"), "w").write(
-    "\\n".join(os.path.relpath(p, root) for p in sorted(seen))))
 '''
 
 
@@ -80,7 +82,7 @@ def test_train_stage_on_two_processes_writes_once_the_same_adapter(tiny_model, t
     assert "metrics/train" in writes["0"]  # the training curves, renamed into place
     # rank 1 only makes the checkpoint folders its random-number state goes into (for resuming)
     assert writes["1"] and all(w.startswith(".checkpoints/train/checkpoint-") for w in writes["1"]), writes["1"]
-    assert writes["launcher"] == [".checkpoints", ".checkpoints/train.lock"]  # one training run at a time
+    assert sorted(writes["launcher"]) == [".checkpoints", ".checkpoints/train.lock"]  # one training run at a time
 
     # the adapter format of a single-process run: PEFT's tensor names and shapes, reloaded to predict
     p = parse(yaml.safe_load((project / "params.yaml").read_text()))

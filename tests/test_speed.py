@@ -116,13 +116,14 @@ def test_the_step_clock_splits_start_up_from_the_steps(tiny_model, tmp_path):
     train = Train(batch_size=4, eval_each_epoch=False, checkpoint_steps=0)
     syncs = []
     clock = trainers.StepClock(sync=lambda: syncs.append(1))
-    slow_start = type("SlowStart", (trainers.TrainerCallback,), {  # the first step starts 0.3 s late
-        "on_step_begin": lambda self, args, state, control, **kw: time.sleep(0.3) if state.global_step == 0 else None})
+    # the first step starts 2 s late: far more than a tiny model's step takes, even on a loaded CPU
+    slow_start = type("SlowStart", (trainers.TrainerCallback,), {
+        "on_step_begin": lambda self, args, state, control, **kw: time.sleep(2) if state.global_step == 0 else None})
     args = trainers.training_args(train, str(tmp_path / "out"), len(rows), bf16=False, seed=0)
     trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None, callbacks=[clock, slow_start()]).train()
     summary = clock.summary()
     assert len(syncs) == len(clock.times) == 3
-    assert summary["first_step_seconds"] >= 0.3 > summary["median_step_seconds"] > 0
+    assert summary["first_step_seconds"] >= 2 > summary["median_step_seconds"] > 0
     assert summary["median_step_seconds"] == round(float(np.median(np.diff(clock.times))), 3)
     assert trainers.StepClock().summary() == {}  # no step taken: nothing to say
 

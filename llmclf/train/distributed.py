@@ -74,12 +74,17 @@ def learning_rate(train: Train, world_size: int) -> float:
 
 
 def leave(accelerator) -> None:
-    """Every process waits for the others, then takes the process group down. Without the wait, a gloo
-    worker thread may still be freeing a finished broadcast's tensors (it needs the GIL to) while the main
-    thread, holding the GIL, frees the model's DDP reducer and with it the group, whose destructor joins
-    that thread: a deadlock at exit, seen in 3 of 5 runs of two CPU processes."""
+    """Every process waits for the others, takes the process group down and, with several processes, exits
+    at once: tearing the objects down would free the model's DDP reducer and with it the gloo group, whose
+    destructor joins a worker thread that may still be freeing a finished broadcast's tensors and waits for
+    the GIL the main thread holds, a deadlock at exit (seen under load even after the wait). The caller's
+    outputs are written by then; the streams are flushed first."""
     accelerator.wait_for_everyone()
     accelerator.end_training()
+    if accelerator.num_processes > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def on_main_process(fn, *args):
