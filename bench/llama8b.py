@@ -9,12 +9,14 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
    weights on the GPU; save it as safetensors with the SmolLM2 tokenizer (its ids, < 49,152, are
    valid ids of the 128,256-token vocabulary, and its texts give AG News lengths).
 2. For each setting, in one process: load it through `load_classifier` (nf4 with double
-   quant on load: the time is "load and quantize"), `add_lora`, train a fixed number of
-   steps with `trainers.make_trainer`, then predict. Speeds skip the first steps (warm-up).
+   quant on load: the time is "load and quantize"), `for_training` (LoRA, on the dequantized base
+   where train.dense_base), train a fixed number of steps with `trainers.make_trainer`, then predict.
+   Speeds skip the first steps (warm-up); `mfu` is model FLOPs utilization (MFU_FORMULA).
    - tutorial: batch 8, gradient checkpointing, max_length 512, its 32-row 4-bit inference loop;
    - project: presets/small-gpu.yaml (batch 64, no checkpointing, length-grouped), dense inference in
      sorted batches of 256;
-   - project-checkpointing: the same with gradient checkpointing on, for smaller cards.
+   - project-checkpointing: the same with gradient checkpointing on, for smaller cards;
+   - checkpointing...: levers within 24 GiB, and gpu-80gb...: the gpu preset on an 80 GB card (SETTINGS).
 3. --processes 1 2: one setting's training alone (no prediction) on each process count in turn, each
    run a fresh `python bench/llama8b.py --run N` that `llmclf.train.distributed.relaunch` turns into N DDP
    processes (one GPU each), as the train stage does; every process loads the model folder built in
@@ -56,7 +58,7 @@ from llmclf.data import readers  # noqa: E402
 from llmclf.evaluate import inference  # noqa: E402
 from llmclf.model.dense import dense_for_inference  # noqa: E402
 from llmclf.model.loading import load_classifier  # noqa: E402
-from llmclf.model.lora import add_lora  # noqa: E402
+from llmclf.model.lora import for_training  # noqa: E402
 from llmclf.train import distributed, trainer as trainers  # noqa: E402
 
 LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8,
@@ -66,11 +68,27 @@ SHAPES = {"llama3-8b": LLAMA3_8B,  # tiny: the same code on a CPU in seconds (te
           "tiny": dict(LLAMA3_8B, num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
                        num_key_value_heads=2, intermediate_size=128, vocab_size=49152)}
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
-SETTINGS = {
+CHECKPOINTING = ["train.gradient_checkpointing=true", "train.offload_activations=false"]  # nothing to offload
+SETTINGS = {  # presets, then overrides
     "tutorial": ([], ["train.batch_size=8", "train.gradient_checkpointing=true", "inference.batch_size=32"]),
     "project": (["small-gpu"], []),
     "project-checkpointing": (["small-gpu"], ["train.gradient_checkpointing=true"]),
+    # within 24 GiB: checkpointing instead of offload, then the dequantized base (16 GB of bf16 weights)
+    # instead of dequantizing every layer twice a step (three times with the recomputation)
+    "checkpointing": (["small-gpu"], CHECKPOINTING),
+    "checkpointing-dense": (["small-gpu"], CHECKPOINTING + ["train.dense_base=true"]),
+    # an 80 GB card: the gpu preset, chunks cut to what the 8B shape's activations fit in
+    "gpu-80gb": (["gpu"], ["train.max_batch_tokens=4096"]),
 }
+# Model FLOPs utilization: LoRA on a frozen base costs 2N FLOPs a token forward and 2N backward (gradients
+# of the activations; the frozen weights get none), N the parameters without the embeddings; LoRA's own,
+# attention's (short texts) and checkpointing's recomputation are not counted. Over the card's dense bf16 peak.
+MFU_FORMULA = "4 x parameters without embeddings x tokens/s / dense bf16 peak"
+BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4}  # NVIDIA's dense (no sparsity) figures
+
+
+def peak_tflops(device: str) -> float | None:
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in device), None)
 
 
 def gib(value: int) -> float:
@@ -125,7 +143,8 @@ def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: in
         sync()
         load_s = time.perf_counter() - start
         after_load = peak()
-        model = add_lora(model, p.lora, quantized=True, gradient_checkpointing=p.train.gradient_checkpointing)
+        flops_per_token = 4 * model.num_parameters(exclude_embeddings=True)
+        model = for_training(model, p.lora, p.quant, p.train)
         rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
         trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
                                         callbacks=[clock])
@@ -136,12 +155,15 @@ def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: in
                             "memory_after_load_gib": gib(after_load), "train_peak_gpu_memory_gib": gib(peak()),
                             "train_seconds_timed": clock.times[-1] - clock.times[warmup - 1]}])
     train_s = max(r["train_seconds_timed"] for r in ranks)  # the slowest process sets the pace
+    tokens_per_s = sum(len(r["input_ids"]) for r in timed) / train_s
+    peak_tf = peak_tflops(device_name())
     out = {"setting": name, "presets": presets_, "overrides": overrides,
            "batch_size": p.train.batch_size, "gradient_checkpointing": p.train.gradient_checkpointing,
            "processes": args.world_size, "batch_scaling": p.train.batch_scaling, "effective_batch": effective,
            "train_steps": trainer.state.global_step, "train_steps_timed": steps - warmup,
            "train_examples_per_s": round(len(timed) / train_s, 2),
-           "train_tokens_per_s": round(sum(len(r["input_ids"]) for r in timed) / train_s, 1),
+           "train_tokens_per_s": round(tokens_per_s, 1),
+           "mfu": peak_tf and round(flops_per_token * tokens_per_s / (peak_tf * 1e12 * args.world_size), 4),
            **{k: ranks[0][k] for k in ("load_and_quantize_seconds", "memory_after_load_gib",
                                        "train_peak_gpu_memory_gib")},  # rank 0's; "ranks": each one's
            "ranks": [r | {"train_seconds_timed": round(r["train_seconds_timed"], 2)} for r in ranks]}
@@ -213,7 +235,8 @@ def main() -> None:
         return worker(args)
     if args.processes and (len(args.settings) != 1 or min(args.processes) < 1):
         ap.error("--processes measures one setting (name it with --settings) on counts of 1 or more")
-    result = {"device": device_name(), "torch": torch.__version__,
+    result = {"device": device_name(), "bf16_peak_tflops": peak_tflops(device_name()), "mfu_formula": MFU_FORMULA,
+              "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "shape": args.shape, "config": SHAPES[args.shape]}
     if not (args.model_dir / "config.json").is_file():
         result |= build(args.model_dir, args.tokenizer, SHAPES[args.shape])

@@ -177,10 +177,19 @@ def llama8b() -> str:
                "peak GPU memory, inference"], rows)
 
 
+TURNAROUND = {  # the gpu preset on one NVIDIA H100, each file one run
+    "the cuts, a fresh host's first run": f"{RESULTS}/turnaround/h100-after.json",
+    "0b95c23, the same host next": f"{RESULTS}/turnaround/h100-before.json",
+    "as committed, another fresh host's first run": f"{RESULTS}/turnaround/h100-committed-first.json",
+    "as committed, the same host next": f"{RESULTS}/turnaround/h100-committed-warm.json",
+}
+CURRENT = TURNAROUND["as committed, the same host next"]
+
+
 @shown
 def gpu_phases() -> str:
     """Each stage's wall time by phase (runlog.phase), the `gpu` preset alone on one GPU."""
-    run = load(f"{RESULTS}/gpu-presets/h100-phases.json")["results"][0]
+    run = bench_row(CURRENT)
     stages = run["stage_phases"]
     order = ["start-up", "data", "model load", "tokenize", "trainer set-up", "first step", "loop", "scoring",
              "metrics", "figures", "writes", "exit"]  # the stages' order of work
@@ -188,6 +197,50 @@ def gpu_phases() -> str:
     rows = [[stage, *(f"{phases[n]:.1f}" if n in phases else "" for n in names), f"{run['stage_seconds'][stage]:.1f}"]
             for stage, phases in stages.items()]
     return md(["stage", *names, "wall s"], rows)
+
+
+@shown
+def gpu_turnaround() -> str:
+    """What `dvc exp run` waits for: the stages' walls, before and after, with the loop's and scoring's speeds."""
+    rows = []
+    for name, path in TURNAROUND.items():
+        r = bench_row(path)
+        walls = r["stage_seconds"]
+        rows.append([name, f"`{path.removeprefix(RESULTS + '/')}`", *(f"{walls[s]:.1f}" for s in walls),
+                     f"{walls['train'] + walls['evaluate']:.1f}", f"{sum(walls.values()):.1f}",
+                     r["train_examples_per_s"], f"{r['inference_examples_per_s']:,.0f}", acc(r, "official_test")])
+    return md(["code", "file", "baseline s", "train s", "evaluate s", "train + evaluate s", "pipeline s",
+               "train ex/s", "infer ex/s", "official test acc"], rows)
+
+
+# ---------------------------------------------------------------- Liger Kernel, measured and removed
+
+LIGER = "Liger Kernel's fused RMSNorm, SwiGLU and RoPE"
+
+
+@shown
+def gpu_liger() -> str:
+    rows = []
+    for label, path in (("`gpu`", TURNAROUND["the cuts, a fresh host's first run"]),
+                        (f"`gpu` + {LIGER}", f"{RESULTS}/tuning/h100-gpu-liger.json")):
+        r = bench_row(path)
+        rows.append([label, r["train_examples_per_s"], r["median_step_seconds"], f"{r['peak_gpu_memory_gib']:.2f}",
+                     f"{r['stage_seconds']['train']:.1f}", acc(r, "official_test"), f"`{path.removeprefix(RESULTS + '/')}`"])
+    return md(["run", "train ex/s", "median step s", "peak GiB", "train stage s", "official test acc", "file"], rows)
+
+
+@shown
+def llama8b_levers() -> str:
+    """The 8B shape's settings on one NVIDIA H100, one session: speed, model FLOPs utilization, memory."""
+    rows = []
+    for path in (f"{RESULTS}/llama8b/h100-levers.json", f"{RESULTS}/llama8b/h100-levers-2.json"):
+        for r in load(path)["results"]:
+            label = setting(r).replace("`-S train.liger_kernel=true`", f"+ {LIGER} (removed)")
+            rows.append([label, r["train_examples_per_s"], f"{r['train_tokens_per_s']:,.0f}", f"{100 * r['mfu']:.1f}%",
+                         f"{r['train_peak_gpu_memory_gib']} GiB", r["inference_examples_per_s"],
+                         f"{r['inference_peak_gpu_memory_gib']} GiB", f"`{path.removeprefix(RESULTS + '/')}`"])
+    return md(["setting", "train ex/s", "train tok/s", "MFU", "peak GPU memory, training", "inference ex/s",
+               "peak GPU memory, inference", "file"], rows)
 
 
 # ---------------------------------------------------------------- docs/accuracy.md

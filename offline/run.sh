@@ -28,6 +28,10 @@ JOB=${JOB:-$STAGE/job}
 export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
 export HF_DATASETS_OFFLINE=1 DVC_NO_ANALYTICS=1
+# Bytecode in one folder of ours, compiled by receive: an image whose packages carry none (built with
+# PYTHONDONTWRITEBYTECODE=1, or read-only) would otherwise compile torch's and transformers' sources
+# again in every stage
+[ -d "$STAGE/pycache" ] && export PYTHONPYCACHEPREFIX="$STAGE/pycache"
 # the commands DVC calls by name: `dvc` (queue workers, each experiment's run) and `python` (the stages)
 mkdir -p "$STAGE/bin" && export PATH="$STAGE/bin:$PATH"
 py=$(command -v python3)
@@ -67,8 +71,10 @@ case "$cmd" in
       # xz-compressed; unpacked by Python's lzma, so the host needs no xz program
       python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], filter="tar")' \
         "$STAGE/payload.tar" "$STAGE" && rm "$STAGE/payload.tar"
-      # compiled once here, not by every stage's imports (7-8 s a stage for a bundle without .pyc files)
-      python3 -m compileall -q -j 0 "$STAGE/site" > /dev/null || true
+      # the bundle's packages and the host's, compiled once here, not by every stage's imports
+      export PYTHONPYCACHEPREFIX="$STAGE/pycache"
+      python3 -m compileall -q -j 0 "$STAGE/site" $(python3 -c 'import site; print(*site.getsitepackages())') \
+        > /dev/null || true
       echo "unpacked:"; du -sh "$STAGE"/*
     else
       echo "received piece $n"

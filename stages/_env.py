@@ -1,7 +1,9 @@
 """Imported first by each stage script. `dvc` may run a stage with a `python` that lacks the project's
 packages (`.venv/bin/dvc exp run ...` without activating the virtual environment): then the stage runs
 again under the project's .venv, or, where there is none, stops with one line that says what to do.
-Then the error handler is installed: Ctrl-C while the stage imports torch and its kin is one line too."""
+Then the error handler is installed: Ctrl-C while the stage imports torch and its kin is one line too.
+A model stage ends with `finish()`."""
+import atexit
 import os
 import sys
 from importlib.util import find_spec
@@ -43,3 +45,13 @@ def _claim_gpus(stage: str) -> None:
 
 if STAGE in MODEL_STAGES:
     _claim_gpus(STAGE)
+
+
+def finish() -> None:
+    """A model stage's last line, its outputs written: the exit handlers run and the streams are flushed,
+    then the process ends without the interpreter's teardown of torch and its kin, which has nothing left
+    to save and takes one to two seconds (docs/gpu.md, where an experiment's time goes)."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

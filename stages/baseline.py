@@ -1,7 +1,7 @@
 """Stage 4, baseline: what fine-tuning has to beat, scored on the test splits. The tutorial's baseline
 (the untrained model with a fresh classification head), TF-IDF + logistic regression trained on the
 same rows, and the causal LM prompted zero-shot."""
-import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
+import _env  # first: the project's Python environment, and this stage's GPUs before torch loads
 from llmclf.core import gpus, params
 from llmclf.core.atomic import together
 from llmclf.core.runlog import phase, write_log
@@ -48,3 +48,4 @@ with together():  # both or neither: a full disk midway leaves each as it was
     write_baselines(results, {name: ev.scores for name, ev in results.items()}, "metrics/baseline.json",
                     "metrics/baseline")
 write_log("baseline", {"examples_per_s": {name: speed for name, (_, speed) in runs.items()}} | gpus.peak_gpu_memory())
+_env.finish()

@@ -1,7 +1,7 @@
 """Stage 6, evaluate: base + trained adapter from disk, scored on the test splits against the baselines;
 calibration (ECE, reliability, a temperature fitted on val for `llmclf predict`) and comparison figures;
 with `evaluate.members`, the ensemble of the fine-tuned model and those members too."""
-import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
+import _env  # first: the project's Python environment, and this stage's GPUs before torch loads
 from pathlib import Path
 
 import pandas as pd
@@ -63,3 +63,4 @@ with together():  # all or none: a full disk midway leaves each as it was
     write_evaluation(ev, scores, "metrics/eval.json", "metrics/eval", extra=figures)
     calibration.save_temperature(ADAPTER, fit, CALIBRATION, inference=p.inference.model_dump())
 write_log("evaluate", {"examples_per_s": speed} | gpus.peak_gpu_memory())
+_env.finish()

@@ -1,7 +1,7 @@
 """Stage 5, train: the tutorial's QLoRA fine-tuning -> models/adapter (LoRA weights + head).
 With train.num_processes > 1 (or run by `accelerate launch`) each GPU trains a share of every batch
 (DDP); the main process alone logs and writes the outputs."""
-import _env  # noqa: F401  (first: the project's Python environment, and this stage's GPUs before torch loads)
+import _env  # first: the project's Python environment, and this stage's GPUs before torch loads
 import gc
 import json
 import shutil
@@ -16,12 +16,11 @@ from llmclf.core.gpus import compute_dtype, peak_gpu_memory
 from llmclf.core.hashing import sha256
 from llmclf.core.runlog import phase, write_log
 from llmclf.data.splits import read_split
-from llmclf.evaluate import ensemble, plots
+from llmclf.evaluate import plots
 from llmclf.evaluate.plots import curves_callback, end_curves
 from llmclf.model.adapter import save_adapter
-from llmclf.model.dense import dense_for_inference
 from llmclf.model.loading import load_classifier
-from llmclf.model.lora import add_lora
+from llmclf.model.lora import for_training
 from llmclf.train import distributed, trainer as trainers
 from llmclf.train.checkpoints import resume_or_reset, whole_run_loss
 
@@ -41,6 +40,8 @@ args = trainers.training_args(p.train, CHECKPOINTS, len(train_df),
 main = args.process_index == 0
 soft = None
 if p.train.teachers:  # distillation: the teachers' mean probabilities, before the model to train is loaded
+    from llmclf.evaluate import ensemble  # here: its scoring imports cost a second that other runs skip
+
     soft, teachers, teacher_params = ensemble.soft_labels(p.train.teachers, train_df["text"].tolist(), p.data.classes)
     if main:
         print(f"train: soft labels from teachers {', '.join(teachers)} ({teacher_params:,} parameters), "
@@ -48,11 +49,7 @@ if p.train.teachers:  # distillation: the teachers' mean probabilities, before t
               f"{(soft.argmax(1) == train_df['label'].to_numpy()).mean():.4f}")
 phase("model load")
 model, tok = load_classifier(p.model, p.quant, p.data.classes, seed=p.train.seed, device=args.device)
-dense = p.train.dense_base and p.quant.mode in ("nf4", "fp4")
-if dense:  # the frozen 4-bit weights dequantized once; the adapter still loads onto the 4-bit base
-    model = dense_for_inference(model)
-model = add_lora(model, p.lora, quantized=p.quant.mode != "none" and not dense,
-                 gradient_checkpointing=p.train.gradient_checkpointing, float32_frozen=p.train.float32_frozen)
+model = for_training(model, p.lora, p.quant, p.train)
 if main:
     model.print_trainable_parameters()
 
@@ -121,3 +118,4 @@ if main:
     shutil.rmtree(LIVE, ignore_errors=True)
     print("train:", summary)
 distributed.leave(trainer.accelerator)  # together, once the outputs are written
+_env.finish()

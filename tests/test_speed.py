@@ -15,19 +15,19 @@ from llmclf.evaluate import inference
 from llmclf.model import batching
 from llmclf.model.dense import dense_for_inference
 from llmclf.model.loading import load_classifier
-from llmclf.model.lora import add_lora
+from llmclf.model.lora import add_lora, for_training
 from llmclf.train import trainer as trainers
 from tiny import CLASSES, Lora, Model, Quant, Train, synthetic_texts
 
 
 def lora_classifier(tiny_model, dense: bool):
     """The same seeded classifier and LoRA init, on the 4-bit base or on its dequantized copy."""
-    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), Quant(mode="nf4"), CLASSES)
-    if dense:
-        model = dense_for_inference(model)
-    torch.manual_seed(1)
-    lora = Lora(target_modules="all-linear", dropout=0.0)
-    return add_lora(model, lora, quantized=not dense, gradient_checkpointing=False, float32_frozen=False), tok
+    quant = Quant(mode="nf4")
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64), quant, CLASSES)
+    torch.manual_seed(1)  # LoRA's init, after the dequantization
+    model = for_training(model, Lora(target_modules="all-linear", dropout=0.0), quant,
+                         Train(dense_base=dense, float32_frozen=False, gradient_checkpointing=False))
+    return model, tok
 
 
 def batch_of(tok, n=3, seed=7):
@@ -177,3 +177,4 @@ def test_a_causal_decoder_takes_right_padded_batches_without_their_mask(tiny_mod
         trainer.compute_loss(m, inputs)
         hook.remove()
     assert seen == [False, False, False, True, True, True]  # decoder: 2 inference batches + 1 loss; encoder alike
+

@@ -65,3 +65,39 @@ left_in = [m for m in ("sklearn.feature_extraction", "sklearn.linear_model") if 
 assert not left_in, left_in
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_train_stage_imports_no_scoring_library():
+    """Training without teachers or per-epoch validation scores nothing: the train stage's imports leave
+    scikit-learn and the ensemble's scoring out (a second of every run's start-up)."""
+    imports = "".join(line for line in open("stages/train.py", encoding="utf-8")
+                      if line.startswith(("from llmclf", "import torch")))
+    code = imports + """import sys
+left_in = [m for m in ("sklearn", "llmclf.evaluate.ensemble", "llmclf.evaluate.metrics") if m in sys.modules]
+assert not left_in, left_in
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_model_stage_ends_without_the_interpreters_teardown(tmp_path):
+    """_env.finish(), a model stage's last line: status 0, the streams flushed, the exit handlers run
+    (logging's, tqdm's, DVCLive's), and none of the teardown that follows them: an object's finalizer,
+    which the interpreter's teardown would run, never does."""
+    code = f"""import atexit, sys
+sys.argv = [{str(tmp_path / "fetch.py")!r}]  # a stage that claims no GPU
+sys.path.insert(0, "stages")
+import _env
+atexit.register(lambda: open({str(tmp_path / "atexit")!r}, "w").close())
+class Finalized:
+    def __del__(self):
+        open({str(tmp_path / "finalized")!r}, "w").close()
+kept = Finalized()
+print("unflushed", end="")
+sys.stderr.write("err")
+_env.finish()
+print("never")
+"""
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=buffered)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "unflushed", "err")
+    assert (tmp_path / "atexit").exists() and not (tmp_path / "finalized").exists()

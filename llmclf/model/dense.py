@@ -38,8 +38,9 @@ def dense_for_inference(model):
              if isinstance(layer, bnb.nn.Linear4bit) else layer.weight.data).float()
         if delta is not None:
             w = w + delta.float()
-        out = torch.nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None,
-                              device=w.device, dtype=dtype)
+        # no random init to overwrite: it would cost time and move the RNG that LoRA's init draws from next
+        out = torch.nn.utils.skip_init(torch.nn.Linear, layer.in_features, layer.out_features,
+                                       bias=layer.bias is not None, device=w.device, dtype=dtype)
         out.weight.copy_(w)
         if layer.bias is not None:
             out.bias.copy_(layer.bias)

@@ -4,8 +4,20 @@ from __future__ import annotations
 import torch
 
 from ..core.errors import ModelError
-from ..core.params import Lora
+from ..core.params import Lora, Quant, Train
 from .loading import CLASSIFIER_HEADS
+
+
+def for_training(model, lora: Lora, quant: Quant, train: Train):
+    """The loaded classifier with LoRA, as `train` sets it up. train.dense_base: a 4-bit base's frozen
+    weights dequantized once to the compute dtype first (the adapter still loads onto the 4-bit base)."""
+    dense = train.dense_base and quant.mode in ("nf4", "fp4")
+    if dense:
+        from .dense import dense_for_inference
+
+        model = dense_for_inference(model)
+    return add_lora(model, lora, quantized=quant.mode != "none" and not dense,
+                    gradient_checkpointing=train.gradient_checkpointing, float32_frozen=train.float32_frozen)
 
 
 def add_lora(model, lora: Lora, quantized: bool, gradient_checkpointing: bool, float32_frozen: bool = True):

@@ -12,7 +12,6 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from accelerate import PartialState
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
 from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 
 from ..core.errors import UserError
@@ -129,6 +128,8 @@ def encode(tok, df: pd.DataFrame, max_length: int, soft_labels: np.ndarray | Non
 
 
 def compute_metrics(pred) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score  # a second's import, for eval_each_epoch alone
+
     logits, labels = pred
     y = np.argmax(logits, axis=1)
     return {"balanced_accuracy": balanced_accuracy_score(labels, y), "accuracy": accuracy_score(labels, y)}
