@@ -231,7 +231,7 @@ def gpu_liger() -> str:
 
 @shown
 def llama8b_levers() -> str:
-    """The 8B shape's settings on one NVIDIA H100, one session: speed, model FLOPs utilization, memory."""
+    """The 8B shape's settings on one NVIDIA H100, one after another: speed, model FLOPs utilization, memory."""
     rows = []
     for path in (f"{RESULTS}/llama8b/h100-levers.json", f"{RESULTS}/llama8b/h100-levers-2.json"):
         for r in load(path)["results"]:
