@@ -29,8 +29,7 @@ export PYTHONPATH="$STAGE/site:$PWD" LLMCLF_CACHE="$STAGE/cache" PYTHONUNBUFFERE
 export NCCL_NVLS_ENABLE=0  # no NVLink multicast: on shared hosts it can take GPUs out of service
 export HF_DATASETS_OFFLINE=1 DVC_NO_ANALYTICS=1
 # Bytecode in one folder of ours, compiled by receive: an image whose packages carry none (built with
-# PYTHONDONTWRITEBYTECODE=1, or read-only) would otherwise compile torch's and transformers' sources
-# again in every stage
+# PYTHONDONTWRITEBYTECODE=1, or read-only) would otherwise compile torch's sources again in every stage
 [ -d "$STAGE/pycache" ] && export PYTHONPYCACHEPREFIX="$STAGE/pycache"
 # the commands DVC calls by name: `dvc` (queue workers, each experiment's run) and `python` (the stages)
 mkdir -p "$STAGE/bin" && export PATH="$STAGE/bin:$PATH"

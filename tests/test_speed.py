@@ -177,4 +177,3 @@ def test_a_causal_decoder_takes_right_padded_batches_without_their_mask(tiny_mod
         trainer.compute_loss(m, inputs)
         hook.remove()
     assert seen == [False, False, False, True, True, True]  # decoder: 2 inference batches + 1 loss; encoder alike
-
