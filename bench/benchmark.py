@@ -111,7 +111,8 @@ def run_tutorial(p: params.Params) -> dict:
                                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16)
     torch.manual_seed(p.base.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_name, quantization_config=quantization_config, num_labels=len(p.data.classes), device_map="auto")
+        model_name, quantization_config=quantization_config, num_labels=len(p.data.classes), device_map="auto",
+        use_kernels=False)  # the tutorial's transformers fetched no kernels from the Hub (as llmclf's loads)
     lora_config = LoraConfig(r=16, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                              lora_dropout=0.05, bias="none", task_type="SEQ_CLS")
     model = prepare_model_for_kbit_training(model)

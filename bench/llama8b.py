@@ -16,7 +16,13 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
    - project: presets/small-gpu.yaml (batch 64, no checkpointing, length-grouped), dense inference in
      sorted batches of 256;
    - project-checkpointing: the same with gradient checkpointing on, for smaller cards;
-   - checkpointing...: levers within 24 GiB, and gpu-80gb...: the gpu preset on an 80 GB card (SETTINGS).
+   - checkpointing...: levers within 24 GiB, and gpu-80gb...: the gpu preset on an 80 GB card (SETTINGS);
+   - gpu: the preset as it is, for `--shape smollm2-135m` (the default base model's shape).
+   --profile DIR: each setting's torch.profiler tables (DIR/SETTING-train.txt, -inference.txt) and, in the
+   JSON, how busy the GPU was and how many GPU ops ran a step or batch: where a step's time goes.
+
+    bash offline/run.sh py bench/llama8b.py --shape smollm2-135m --model-dir /tmp/smol-shape --settings gpu \
+      --steps 20 --infer 4096 --profile $OUT/profile --out $OUT/smol.json
 3. --processes 1 2: one setting's training alone (no prediction) on each process count in turn, each
    run a fresh `python bench/llama8b.py --run N` that `llmclf.train.distributed.relaunch` turns into N DDP
    processes (one GPU each), as the train stage does; every process loads the model folder built in
@@ -34,6 +40,7 @@ weights (accuracy means nothing and is not reported), AG News texts as inputs.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import subprocess
@@ -45,7 +52,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 from accelerate.utils import gather_object
-from transformers import LlamaConfig, LlamaForSequenceClassification
+from torch.autograd import DeviceType
+from transformers import LlamaConfig, LlamaForSequenceClassification, TrainerCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,6 +64,7 @@ from llmclf.cli import presets  # noqa: E402
 from llmclf.core import gpus, params  # noqa: E402
 from llmclf.data import readers  # noqa: E402
 from llmclf.evaluate import inference  # noqa: E402
+from llmclf.model.batching import token_batches  # noqa: E402
 from llmclf.model.dense import dense_for_inference  # noqa: E402
 from llmclf.model.loading import load_classifier  # noqa: E402
 from llmclf.model.lora import for_training  # noqa: E402
@@ -66,7 +75,12 @@ LLAMA3_8B = dict(num_hidden_layers=32, hidden_size=4096, num_attention_heads=32,
                  rms_norm_eps=1e-5, hidden_act="silu", tie_word_embeddings=False)
 SHAPES = {"llama3-8b": LLAMA3_8B,  # tiny: the same code on a CPU in seconds (tests/test_bench.py)
           "tiny": dict(LLAMA3_8B, num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
-                       num_key_value_heads=2, intermediate_size=128, vocab_size=49152)}
+                       num_key_value_heads=2, intermediate_size=128, vocab_size=49152),
+          # the project's default base model's shape: where the gpu preset's step time goes (--profile)
+          "smollm2-135m": dict(num_hidden_layers=30, hidden_size=576, num_attention_heads=9, num_key_value_heads=3,
+                               intermediate_size=1536, vocab_size=49152, rope_theta=100000.0,
+                               max_position_embeddings=8192, rms_norm_eps=1e-5, hidden_act="silu",
+                               tie_word_embeddings=True)}
 CLASSES = ["World", "Sports", "Business", "Sci/Tech"]
 CHECKPOINTING = ["train.gradient_checkpointing=true", "train.offload_activations=false"]  # nothing to offload
 SETTINGS = {  # presets, then overrides
@@ -79,10 +93,12 @@ SETTINGS = {  # presets, then overrides
     "checkpointing-dense": (["small-gpu"], CHECKPOINTING + ["train.dense_base=true"]),
     # an 80 GB card: the gpu preset, chunks cut to what the 8B shape's activations fit in
     "gpu-80gb": (["gpu"], ["train.max_batch_tokens=4096"]),
+    "gpu": (["gpu"], []),  # as the preset is: for --shape smollm2-135m
 }
 # Model FLOPs utilization: LoRA on a frozen base costs 2N FLOPs a token forward and 2N backward (gradients
 # of the activations; the frozen weights get none), N the parameters without the embeddings; LoRA's own,
 # attention's (short texts) and checkpointing's recomputation are not counted. Over the card's dense bf16 peak.
+PROFILE_STEPS = 5  # --profile: optimizer steps traced after the timed ones
 MFU_FORMULA = "4 x parameters without embeddings x tokens/s / dense bf16 peak"
 BF16_PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100": 989.4, "H200": 989.4}  # NVIDIA's dense (no sparsity) figures
 
@@ -106,6 +122,47 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+class Profile(TrainerCallback):
+    """torch.profiler over `steps` optimizer steps after the first `after`: what the host and the GPU did."""
+
+    def __init__(self, after: int, steps: int):
+        self.after, self.steps, self.prof, self.wall = after, steps, None, 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.after:
+            self.prof, self.wall = profiled(), time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.prof and state.global_step == self.after + self.steps:
+            sync()
+            self.wall = time.perf_counter() - self.wall
+            self.prof.stop()
+
+
+def profiled():
+    sync()
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU] + (
+        [torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else []))
+    prof.start()
+    return prof
+
+
+def profile_report(prof, wall: float, units: int, unit: str, plural: str, path: Path) -> dict:
+    """Per `unit` (a step, a batch): wall seconds, the GPU's busy seconds (its kernels' and copies' summed
+    time; concurrent streams would count twice) and kernel launches. Tables to `path`: the ops by the GPU
+    time they caused, then by the host time they took themselves."""
+    events = prof.key_averages()
+    device = [e for e in events if e.device_type == DeviceType.CUDA]
+    busy = sum(e.self_device_time_total for e in device) / 1e6
+    table = functools.partial(events.table, row_limit=40, max_name_column_width=90)
+    path.write_text(f"{units} {plural} in {wall:.3f} s; the GPU busy {busy:.3f} s\n\n"
+                    + (table(sort_by="self_device_time_total") + "\n" if device else "")
+                    + table(sort_by="self_cpu_time_total") + "\n")
+    return {plural: units, f"wall_seconds_per_{unit}": round(wall / units, 4),
+            f"gpu_busy_seconds_per_{unit}": round(busy / units, 4), "gpu_busy_fraction": round(busy / wall, 3),
+            f"gpu_ops_per_{unit}": round(sum(e.count for e in device) / units)}
+
+
 def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
     start = time.perf_counter()
     config = LlamaConfig(**shape, num_labels=len(CLASSES), pad_token_id=2)
@@ -125,14 +182,17 @@ def build(folder: Path, tokenizer: Path, shape: dict) -> dict:
 
 
 def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, processes: int = 1,
-                  batch_scaling: str = "fixed"):
+                  batch_scaling: str = "fixed", profile: Path | None = None):
     """Load, add LoRA and train `steps` optimizer steps in this process, one of `processes`: the run's
-    numbers (every rank's memory and time gathered), with the trainer, tokenizer and params."""
+    numbers (every rank's memory and time gathered), with the trainer, tokenizer and params. `profile`: a
+    folder for torch.profiler's tables of PROFILE_STEPS steps after the warm-up (not timed then)."""
     presets_, overrides = SETTINGS[name]
     raw = presets.compose(presets_, [f"model.name={folder}", "train.eval_each_epoch=false",
                                     "train.checkpoint_steps=0", *overrides, f"train.batch_scaling={batch_scaling}"])
     p = params.parse(raw)
-    n = steps * distributed.per_device_batches(p.train, processes)[0] * processes  # `steps` effective batches
+    prof = profile and Profile(steps, PROFILE_STEPS)  # after the timed steps: profiled ones run slower
+    total = steps + (PROFILE_STEPS if prof else 0)
+    n = total * distributed.per_device_batches(p.train, processes)[0] * processes  # `total` effective batches
     clock = trainers.StepClock(sync)
     with tempfile.TemporaryDirectory() as tmp:
         # first: under DDP it joins the process group and picks this process's GPU, where the model loads
@@ -147,13 +207,13 @@ def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: in
         model = for_training(model, p.lora, p.quant, p.train)
         rows = trainers.encode(tok, pd.DataFrame({"text": texts[:n], "label": labels[:n]}), p.model.max_length)
         trainer = trainers.make_trainer(model, tok, p.train, rows, None, args, class_weights=[0.25] * 4,
-                                        callbacks=[clock])
+                                        callbacks=[clock, prof] if prof else [clock])
         trainer.train()
     effective = args.per_device_train_batch_size * args.world_size
-    timed = rows[warmup * effective:]
+    timed = rows[warmup * effective:steps * effective]
     ranks = gather_object([{"rank": args.process_index, "load_and_quantize_seconds": round(load_s, 1),
                             "memory_after_load_gib": gib(after_load), "train_peak_gpu_memory_gib": gib(peak()),
-                            "train_seconds_timed": clock.times[-1] - clock.times[warmup - 1]}])
+                            "train_seconds_timed": clock.times[steps - 1] - clock.times[warmup - 1]}])
     train_s = max(r["train_seconds_timed"] for r in ranks)  # the slowest process sets the pace
     tokens_per_s = sum(len(r["input_ids"]) for r in timed) / train_s
     peak_tf = peak_tflops(device_name())
@@ -167,12 +227,15 @@ def train_setting(name: str, folder: Path, texts, labels, steps: int, warmup: in
            **{k: ranks[0][k] for k in ("load_and_quantize_seconds", "memory_after_load_gib",
                                        "train_peak_gpu_memory_gib")},  # rank 0's; "ranks": each one's
            "ranks": [r | {"train_seconds_timed": round(r["train_seconds_timed"], 2)} for r in ranks]}
+    if prof:
+        out["train_profile"] = profile_report(prof.prof, prof.wall, PROFILE_STEPS, "step", "steps", profile / f"{name}-train.txt")
     return out, trainer, tok, p
 
 
-def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int) -> dict:
-    out, trainer, tok, p = train_setting(name, folder, texts, labels, steps, warmup)
-    n = steps * out["effective_batch"]  # the rows after the training rows
+def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int, n_infer: int,
+                profile: Path | None = None) -> dict:
+    out, trainer, tok, p = train_setting(name, folder, texts, labels, steps, warmup, profile=profile)
+    n = out["train_steps"] * out["effective_batch"]  # the rows after the training rows
     infer = texts[n:n + n_infer]
     model = trainer.model
     model.eval()
@@ -182,11 +245,24 @@ def run_setting(name: str, folder: Path, texts, labels, steps: int, warmup: int,
         _, secs = tutorial_predict(model, tok, infer)
     else:
         model = dense_for_inference(model)
-        inference.predict_logits(model, tok, infer[:p.inference.batch_size], p.inference.batch_size, p.model.max_length)
+        predict = functools.partial(inference.predict_logits, model, tok, batch_size=p.inference.batch_size,
+                                    max_length=p.model.max_length, max_tokens=p.inference.max_batch_tokens)
+        predict(infer[:p.inference.batch_size])  # warm-up
         sync()
         start = time.perf_counter()
-        inference.predict_logits(model, tok, infer, p.inference.batch_size, p.model.max_length)
+        predict(infer)
+        sync()
         secs = time.perf_counter() - start
+        if profile:
+            prof = profiled()
+            start = time.perf_counter()
+            predict(infer)
+            sync()
+            wall = time.perf_counter() - start
+            prof.stop()
+            lengths = [len(ids) for ids in tok(infer, truncation=True, max_length=p.model.max_length)["input_ids"]]
+            batches = sum(1 for _ in token_batches(lengths, p.inference.batch_size, p.inference.max_batch_tokens))
+            out["inference_profile"] = profile_report(prof, wall, batches, "batch", "batches", profile / f"{name}-inference.txt")
     out |= {"inference_examples_per_s": round(len(infer) / secs, 1),
             "inference_peak_gpu_memory_gib": gib(peak())}
     del model, trainer
@@ -229,12 +305,16 @@ def main() -> None:
     ap.add_argument("--processes", nargs="+", type=int, default=[],
                     help="training alone on each process count (DDP), first the reference; one setting")
     ap.add_argument("--batch-scaling", choices=["fixed", "weak"], default="fixed", help="train.batch_scaling")
+    ap.add_argument("--profile", type=Path, help="a folder for torch.profiler's tables of each setting's "
+                    f"training ({PROFILE_STEPS} steps after the timed ones) and inference (one more pass)")
     ap.add_argument("--run", type=int, default=0, help=argparse.SUPPRESS)  # one run of --processes
     args = ap.parse_args()
     if args.run:
         return worker(args)
     if args.processes and (len(args.settings) != 1 or min(args.processes) < 1):
         ap.error("--processes measures one setting (name it with --settings) on counts of 1 or more")
+    if args.processes and args.profile:
+        ap.error("--profile traces one process: leave out --processes")
     result = {"device": device_name(), "bf16_peak_tflops": peak_tflops(device_name()), "mfu_formula": MFU_FORMULA,
               "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "shape": args.shape, "config": SHAPES[args.shape]}
@@ -251,11 +331,14 @@ def main() -> None:
                 args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each: a timeout keeps the rest
         print(json.dumps(result["comparisons"], indent=2))
         return
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     frame = readers.read_agnews_csv(args.train_csv).sample(frac=1, random_state=0)
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     result["results"] = []
     for name in args.settings:
-        result["results"].append(run_setting(name, args.model_dir, texts, labels, args.steps, args.warmup, args.infer))
+        result["results"].append(run_setting(name, args.model_dir, texts, labels, args.steps, args.warmup, args.infer,
+                                             args.profile))
         args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each: a timeout keeps the rest
     print(json.dumps(result, indent=2))
 

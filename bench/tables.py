@@ -113,14 +113,14 @@ def cpu_reference() -> str:
 def gpu_headline() -> str:
     header = ["run", "official test accuracy", "training speed, × tutorial", "inference speed, × tutorial",
               "peak GPU memory"]
-    return md(header, []) + headline(load(f"{RESULTS}/gpu-presets/h200.json")) + "\n"
+    return md(header, []) + headline(load(f"{RESULTS}/gpu-presets/h100-gpu.json")) + "\n"
 
 
 # ---------------------------------------------------------------- docs/gpu.md
 
 @shown
 def gpu_presets() -> str:
-    return bench_table(load(f"{RESULTS}/gpu-presets/h200.json")["results"]) + "\n"
+    return bench_table(load(f"{RESULTS}/gpu-presets/h100.json")["results"]) + "\n"
 
 
 def bench_row(path: str) -> dict:
@@ -149,14 +149,16 @@ def gpu_no_gain() -> str:
 
 @shown
 def gpu_inference_batch() -> str:
-    folder = f"{RESULTS}/tuning/h200-inference-batch"
+    folder = f"{RESULTS}/tuning/h100-inference-batch"
     rows = []
-    for run in ("as-is", "batch-256"):
+    for run in ("256-a", "512", "1024-a", "256-b", "128", "1024-b", "256-c"):  # the order they ran in
         r = bench_row(f"{folder}/{run}.json")
         inference = r["params"]["inference"]
         rows.append([f"{inference['batch_size']:,} / {inference['max_batch_tokens']:,}",
-                     f"{r['inference_examples_per_s']:,.0f}", f"`{folder.removeprefix(RESULTS + '/')}/{run}.json`"])
-    return md(["`inference.batch_size` / `max_batch_tokens`", "infer ex/s", "file"], rows)
+                     f"{r['inference_examples_per_s']:,.0f}", f"{r['baseline_inference_examples_per_s']:,.0f}",
+                     acc(r, "official_test"), f"`{folder.removeprefix(RESULTS + '/')}/{run}.json`"])
+    return md(["`inference.batch_size` / `max_batch_tokens`", "evaluate ex/s", "baseline ex/s",
+               "official test acc", "file"], rows)
 
 
 def setting(r: dict) -> str:
@@ -177,13 +179,26 @@ def llama8b() -> str:
                "peak GPU memory, inference"], rows)
 
 
-TURNAROUND = {  # the gpu preset on one NVIDIA H100, each file one run
+TURNAROUND = {  # the gpu preset on one NVIDIA H100, each file one run; "host": a fresh GPU machine
     "the cuts, a fresh host's first run": f"{RESULTS}/turnaround/h100-after.json",
     "0b95c23, the same host next": f"{RESULTS}/turnaround/h100-before.json",
-    "as committed, another fresh host's first run": f"{RESULTS}/turnaround/h100-committed-first.json",
-    "as committed, the same host next": f"{RESULTS}/turnaround/h100-committed-warm.json",
+    "5bc9231, another fresh host's first run": f"{RESULTS}/turnaround/h100-committed-first.json",
+    "5bc9231, the same host next": f"{RESULTS}/turnaround/h100-committed-warm.json",
+    "SDPA without cuDNN, adapter inputs left to autocast: a third host's first run":
+        f"{RESULTS}/turnaround/h100-levers-after-first.json",
+    "af1b89c, the same host next": f"{RESULTS}/turnaround/h100-levers-before.json",
+    "SDPA without cuDNN, adapter inputs left to autocast: the same host next": f"{RESULTS}/turnaround/h100-levers-after.json",
+    "the lock's transformers, peft and accelerate: a fourth host's first run":
+        f"{RESULTS}/turnaround/h100-lock-first.json",
+    "the lock's libraries, the same host next": f"{RESULTS}/turnaround/h100-lock-warm.json",
+    # a fifth host, nine runs one after another (the others in the inference-batch table)
+    "a fifth host, run 1 (with the tutorial): inference in batches of 1,024 rows": f"{RESULTS}/gpu-presets/h100.json",
+    "run 2: inference in batches of 256 rows": f"{RESULTS}/tuning/h100-inference-batch/256-a.json",
+    "run 5: 256 rows": f"{RESULTS}/tuning/h100-inference-batch/256-b.json",
+    "run 8: 256 rows": f"{RESULTS}/tuning/h100-inference-batch/256-c.json",
+    "run 9 (with the tutorial): 256 rows, as committed": f"{RESULTS}/gpu-presets/h100-gpu.json",
 }
-CURRENT = TURNAROUND["as committed, the same host next"]
+CURRENT = TURNAROUND["run 9 (with the tutorial): 256 rows, as committed"]
 
 
 @shown
@@ -213,6 +228,29 @@ def gpu_turnaround() -> str:
                "train ex/s", "infer ex/s", "official test acc"], rows)
 
 
+LEVERS = f"{RESULTS}/profile/h100-gpu-levers"
+STEP_PROFILES = {  # bench/llama8b.py --profile, one NVIDIA H100, one host: af1b89c, then the levers
+    "135M shape, `gpu`: af1b89c": f"{LEVERS}/smol-before.json",
+    "135M shape, `gpu`: SDPA without cuDNN, adapter inputs left to autocast": f"{LEVERS}/smol-after.json",
+    "8B shape, checkpointing + dense base: af1b89c": f"{LEVERS}/l8-before.json",
+    "8B shape, checkpointing + dense base: SDPA without cuDNN, adapter inputs left to autocast": f"{LEVERS}/l8-after.json",
+}
+
+
+@shown
+def gpu_step_profile() -> str:
+    """Speeds, and where the profiled steps and batches spent the GPU's time, before and after the levers."""
+    rows = []
+    for label, path in STEP_PROFILES.items():
+        r = bench_row(path)
+        train, infer = r["train_profile"], r["inference_profile"]
+        rows.append([label, r["train_examples_per_s"], f"{100 * r['mfu']:.1f}%", f"{100 * train['gpu_busy_fraction']:.0f}%",
+                     f"{train['gpu_ops_per_step']:,}", f"{r['inference_examples_per_s']:,.0f}",
+                     f"{100 * infer['gpu_busy_fraction']:.0f}%", f"`{path.removeprefix(RESULTS + '/')}`"])
+    return md(["run", "train ex/s", "MFU", "GPU busy, training", "GPU ops a step", "infer ex/s", "GPU busy, inference",
+               "file"], rows)
+
+
 # ---------------------------------------------------------------- Liger Kernel, measured and removed
 
 LIGER = "Liger Kernel's fused RMSNorm, SwiGLU and RoPE"
@@ -233,7 +271,8 @@ def gpu_liger() -> str:
 def llama8b_levers() -> str:
     """The 8B shape's settings on one NVIDIA H100, one after another: speed, model FLOPs utilization, memory."""
     rows = []
-    for path in (f"{RESULTS}/llama8b/h100-levers.json", f"{RESULTS}/llama8b/h100-levers-2.json"):
+    for path in (f"{RESULTS}/llama8b/h100-levers.json", f"{RESULTS}/llama8b/h100-levers-2.json",
+                 f"{RESULTS}/llama8b/h100-levers-3.json"):
         for r in load(path)["results"]:
             label = setting(r).replace("`-S train.liger_kernel=true`", f"+ {LIGER} (removed)")
             rows.append([label, r["train_examples_per_s"], f"{r['train_tokens_per_s']:,.0f}", f"{100 * r['mfu']:.1f}%",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bundle for a GPU host without network (offline/README.md): the Python packages such a host usually
-# lacks (DVC and DVCLive with their dependencies, bitsandbytes, pydantic, gguf), the base models of
+# lacks (DVC and DVCLive with their dependencies, bitsandbytes, pydantic, gguf) and, over the host's own,
+# transformers, peft and accelerate with theirs at this checkout's versions (the lock's), the base models of
 # MODELS and the SmolLM2 tokenizer, as one payload in .gpu/ (git-ignored), optionally cut into pieces
 # for a transfer with a size limit.
 #   bash offline/prepare.sh                          # one piece: .gpu/1
@@ -23,7 +24,8 @@ done
 
 rm -rf .gpu && mkdir -p .gpu/payload/site .gpu/wheels
 # the versions installed in this checkout's .venv, for the GPU host's Python: DVC and DVCLive with every
-# package they need (on the host's Python, Linux), and what the stages need beyond a torch install
+# package they need (on the host's Python, Linux), and what the stages need beyond a torch install; torch
+# and numpy stay the host's (its CUDA build, and what its other compiled packages were built against)
 pins=$($PY - "$GPU_PY" <<'PY'
 import sys
 from importlib.metadata import distribution
@@ -34,15 +36,14 @@ host = {"python_version": sys.argv[1], "python_full_version": f"{sys.argv[1]}.0"
         "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
         "implementation_name": "cpython", "platform_python_implementation": "CPython"}
 extras: dict[str, set[str]] = {}
-todo = [(name, set()) for name in ("dvc", "dvclive", "bitsandbytes", "pydantic", "gguf")]
+todo = [(name, set()) for name in ("dvc", "dvclive", "bitsandbytes", "pydantic", "gguf", "transformers", "peft",
+                                   "accelerate")]
 while todo:
     name, wanted = todo.pop()
     key = canonicalize_name(name)
-    if key in extras and wanted <= extras[key]:
+    if key in ("torch", "numpy") or key in extras and wanted <= extras[key]:
         continue
     extras[key] = extras.get(key, set()) | wanted
-    if key in ("bitsandbytes", "gguf"):  # their dependencies (torch, numpy) are the host's
-        continue
     for req in map(Requirement, distribution(name).requires or []):
         if req.marker is None or any(req.marker.evaluate(host | {"extra": e}) for e in extras[key] or {""}):
             todo.append((req.name, set(req.extras)))

@@ -61,12 +61,12 @@ def test_table_and_targets_compare_each_preset_with_the_tutorial(bench):
 
 
 def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_path):
-    """bench/llama8b.py's code path (build, save, load + quantize, LoRA, train, predict) on the CPU,
-    with a 2-layer shape instead of Llama-3-8B's; its GPU numbers come from a real run."""
-    out = tmp_path / "llama8b.json"
+    """bench/llama8b.py's code path (build, save, load + quantize, LoRA, train, predict, profile) on the
+    CPU, with a 2-layer shape instead of Llama-3-8B's; its GPU numbers come from a real run."""
+    out, prof = tmp_path / "llama8b.json", tmp_path / "profile"
     cmd = [sys.executable, "bench/llama8b.py", "--shape", "tiny", "--steps", "3", "--warmup", "1", "--infer", "40",
            "--settings", "tutorial", "project", "--tokenizer", str(tiny_model), "--model-dir", str(tmp_path / "m"),
-           "--train-csv", str(AG_NEWS / "train.csv"), "--out", str(out)]
+           "--train-csv", str(AG_NEWS / "train.csv"), "--out", str(out), "--profile", str(prof)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -78,6 +78,12 @@ def test_llama8b_benchmark_runs_its_settings_on_a_tiny_shape(tiny_model, tmp_pat
     for r in result["results"]:
         assert r["train_steps_timed"] == 2 and r["train_examples_per_s"] > 0 and r["inference_examples_per_s"] > 0
         assert r["train_tokens_per_s"] > r["train_examples_per_s"]  # several tokens a row
+        # 5 more steps traced after the timed ones; on a CPU the GPU is never busy
+        assert r["train_steps"] == 8 and r["train_profile"]["steps"] == 5
+        assert r["train_profile"]["wall_seconds_per_step"] > 0 and r["train_profile"]["gpu_busy_fraction"] == 0
+        assert "aten::mm" in (prof / f"{r['setting']}-train.txt").read_text()
+    assert project["inference_profile"]["batches"] >= 1 and project["inference_profile"]["wall_seconds_per_batch"] > 0
+    assert "aten::mm" in (prof / "project-inference.txt").read_text() and "inference_profile" not in tutorial
 
 
 

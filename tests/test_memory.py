@@ -125,3 +125,38 @@ def test_offloaded_activations_are_host_copies_and_give_the_same_gradients(lora_
     assert off_loss == pytest.approx(loss, rel=1e-6)
     for name, grad in grads.items():
         torch.testing.assert_close(off_grads[name], grad, rtol=0, atol=0)
+
+
+def test_adapter_inputs_left_to_autocast_give_the_same_step_in_fewer_copies(tiny_model, tmp_path):
+    """Under bf16 autocast make_trainer turns off peft's cast of each LoRA input to the adapters' float32
+    (autocast_adapter_inputs): the same loss and gradients (no dropout: the same function), fewer copies."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    torch.manual_seed(0)
+    model, tok = load_classifier(Model(name=str(tiny_model), max_length=64, dtype="bfloat16"), Quant(mode="none"),
+                                 CLASSES)
+    model = add_lora(model, Lora(dropout=0.0), quantized=False, gradient_checkpointing=False)
+    texts, labels = synthetic_texts(4, seed=6)
+    rows = trainers.encode(tok, pd.DataFrame({"text": texts, "label": labels}), 64)
+    batch = DataCollatorWithPadding(tok)(rows)
+    train = Train(eval_each_epoch=False)
+    args = trainers.training_args(train, str(tmp_path), len(rows), bf16=True, seed=0)
+    trainer = trainers.make_trainer(model, tok, train, rows, None, args, class_weights=None)
+    trainer.current_gradient_accumulation_steps = 1
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+
+    def profiled_step():  # as train() runs it: the forward under the accelerator's autocast
+        with torch.profiler.profile() as prof, trainer.accelerator.autocast():
+            loss, grads = step(trainer, model, batch)
+        return loss, grads, sum(e.count for e in prof.key_averages() if e.key == "aten::_to_copy")
+
+    loss, grads, copies = profiled_step()
+    for m in layers:
+        m.cast_input_dtype_enabled = True  # peft's default
+    cast_loss, cast_grads, cast_copies = profiled_step()
+    assert loss == cast_loss and loss > 0.1
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, cast_grads[name], rtol=0, atol=0)
+    assert any(g.abs().max() > 0 for g in grads.values())
+    assert copies <= cast_copies - 2 * len(layers)  # at least one copy fewer each way, each layer

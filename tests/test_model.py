@@ -237,6 +237,13 @@ def test_a_model_with_code_of_its_own_is_one_line_and_runs_none_of_it(tiny_model
         load_classifier(Model(name=str(custom)), Quant(mode="none"), CLASSES)
 
 
+def test_a_loaded_model_runs_no_kernels_from_the_hub(tiny_model):
+    """transformers (5.25) would swap layers for kernels fetched from the Hub on load: code from the
+    network, which fails an offline load on a GPU. A loaded model has them off."""
+    model, _ = load_classifier(Model(name=str(tiny_model)), Quant(mode="none"), CLASSES)
+    assert model.use_kernels is False
+
+
 def test_a_resumed_run_reports_the_loss_of_the_whole_run(tiny_model, tmp_path):
     """train_loss of a run stopped after its checkpoint at step 6 (between two logs, every 4 steps) and resumed:
     that of the run never stopped."""

@@ -88,6 +88,10 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
     device = device or default_device()
     if model.attn_implementation == "flash_attention_2" and device.type != "cuda":
         raise ModelError("model.attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa")
+    if device.type == "cuda":
+        # SDPA without cuDNN's attention, which PyTorch tries first on an H100: on these short texts it spent
+        # 0.8-1.0 ms of host time a call against 45-143 us of kernel, in a training loop bound by host time
+        torch.backends.cuda.enable_cudnn_sdp(False)
     path = basemodel.resolve(model.name)
     dtype = compute_dtype(model)
     torch.manual_seed(seed)  # weights not in the checkpoint (a fresh head) start from it
@@ -96,7 +100,10 @@ def _from_pretrained(auto_class, model: Model, quant: Quant, seed: int = 0, devi
         loaded = auto_class.from_pretrained(
             path, quantization_config=quant_config(quant, dtype), dtype=dtype, device_map={"": device},
             attn_implementation=model.attn_implementation, trust_remote_code=model.trust_remote_code,
-            use_safetensors=not model.allow_pickle_weights, **kwargs)
+            use_safetensors=not model.allow_pickle_weights,
+            # no kernels fetched from the Hub: transformers 5.25 would on a GPU (its rotary embedding), which
+            # is code from the network, and stops an offline load
+            use_kernels=False, **kwargs)
     except (OSError, ImportError, ValueError) as e:  # files unreadable or missing; a kernel not installed; custom code
         if "does not support an attention implementation" in str(e):  # transformers' check against the architecture
             raise ModelError(f"model.name {model.name!r}: its architecture has no {model.attn_implementation} "
