@@ -315,7 +315,14 @@ def test_training_killed_midway_resumes_on_the_next_repro(repo):
     assert "resuming from the last checkpoint" in out and stages_run(out) == ["train"]
     assert json.loads((repo / "logs" / "train.json").read_text())["resumed"] is True  # timings of the run
     assert not checkpoints.exists()  # removed after the successful run
+    resumed = curves(repo)
     assert "resuming" not in run(["dvc", "repro", "-f", "train"], repo)  # a finished run starts afresh
+    assert resumed == curves(repo)  # DVCLive's curves of the whole run, the steps before the kill included
+
+
+def curves(repo: Path) -> dict:
+    files = [*(repo / "metrics" / "train").rglob("*.tsv"), repo / "metrics" / "train" / "metrics.json"]
+    return {f.relative_to(repo): f.read_text() for f in files}
 
 
 def outputs(repo: Path) -> dict:

@@ -92,6 +92,9 @@ def training_curves(log_history: list[dict], path) -> None:
 
 
 TIMINGS = ("runtime", "_per_second")  # the Trainer's log keys that time the run (logs/, not curves)
+# and its closing mean loss, of its own call only: a resumed run's would miss the steps before the
+# checkpoint (metrics/train.json holds the whole run's)
+NOT_CURVES = ("train_loss",)
 
 
 def curves_callback(folder: str):
@@ -106,15 +109,24 @@ def curves_callback(folder: str):
 
     class ScoreCurves(DVCLiveCallback):
         """Losses, scores and the schedule, without the Trainer's timings: those differ from run to run,
-        and the versioned curves of a rerun are the same bytes."""
+        and the versioned curves of a rerun, resumed or not, are the same bytes."""
 
         def setup(self, args, state, model):
             # no params.yaml of every TrainingArguments field: it changes with each transformers release,
             # and what the pipeline sets is in params.yaml and dvc.lock already
             self._initialized = True
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            super().on_train_begin(args, state, control, **kwargs)
+            # a resumed run: the checkpoint's logs first (its `step` is the Trainer's, not a log key), so
+            # the curves hold the whole run, as an uninterrupted one's
+            for logs in state.log_history:
+                self.on_log(args, state, control, logs={k: v for k, v in logs.items() if k != "step"})
+
         def on_log(self, args, state, control, model=None, logs=None, **kwargs):
-            logs = {k: v for k, v in (logs or {}).items() if not k.endswith(TIMINGS)}
+            # keys sorted, as in a checkpoint's log history (trainer_state.json): a resumed run's summary
+            # (metrics.json) is then the same bytes as an uninterrupted one's
+            logs = {k: v for k, v in sorted((logs or {}).items()) if not k.endswith(TIMINGS) and k not in NOT_CURVES}
             super().on_log(args, state, control, model=model, logs=logs, **kwargs)
 
     return ScoreCurves(live=Live(folder, dvcyaml=False, save_dvc_exp=False, report=None))
